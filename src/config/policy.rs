@@ -1,0 +1,430 @@
+//! The compiled policy: an immutable snapshot with every decision a request needs precomputed
+//! (route table with compiled matchers, upstream peers, per-route capability settings).
+//!
+//! A request loads one `Arc<Policy>` at its start and keeps it to its end, so a reload never
+//! changes the rules under a request in flight. Nothing here knows Pingora.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use regex::Regex;
+use serde::Serialize;
+
+/// The whole compiled conf file.
+#[derive(Debug, Serialize)]
+pub struct Policy {
+    pub server: ServerPolicy,
+    pub admin: AdminPolicy,
+    pub log: LogPolicy,
+    pub cache_store: CacheStorePolicy,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub routes: RouteTable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerPolicy {
+    pub listen: Vec<SocketAddr>,
+    pub threads: usize,
+    #[serde(with = "duration_str")]
+    pub grace_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminPolicy {
+    pub listen: SocketAddr,
+    /// Bearer token for mutating endpoints; never serialized.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogPolicy {
+    pub level: log::LevelFilter,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheStorePolicy {
+    pub max_size: u64,
+    pub max_object_size: u64,
+}
+
+/// An upstream: where a route's requests go.
+#[derive(Debug, Serialize)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub endpoints: Vec<Endpoint>,
+    pub tls: bool,
+    /// SNI and the Host the TLS handshake verifies; empty when `tls` is off.
+    pub sni: String,
+    #[serde(with = "duration_str")]
+    pub connect_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub read_timeout: Duration,
+    pub max_concurrent: usize,
+    pub breaker: BreakerPolicy,
+    /// Round-robin cursor. Lives in the snapshot: resetting it on reload is harmless, and the
+    /// connection pools it points into are keyed by peer address, so they carry over anyway.
+    #[serde(skip)]
+    next: AtomicUsize,
+}
+
+/// One address of an upstream, as written (`label`) and as resolved (`addr`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub label: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerPolicy {
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    pub failure_rate: f64,
+    pub min_requests: u32,
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+    #[serde(with = "duration_str")]
+    pub open_for: Duration,
+    #[serde(with = "duration_str")]
+    pub max_open_for: Duration,
+    pub half_open_probes: u32,
+    pub failure_statuses: Vec<u16>,
+}
+
+/// Routes in file order, then the fallback used when none matches (if there is one).
+#[derive(Debug, Serialize)]
+pub struct RouteTable {
+    pub routes: Vec<Route>,
+    pub fallback: Option<Route>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Route {
+    pub name: Arc<str>,
+    pub matcher: Matcher,
+    /// Index into `Policy::upstreams`, resolved at compile time.
+    pub upstream: usize,
+    pub server_timing: bool,
+    pub compression: CompressionPolicy,
+    pub etag: EtagPolicy,
+    pub cache: RouteCachePolicy,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Matcher {
+    pub host: Option<HostMatch>,
+    pub path_prefix: Option<String>,
+    #[serde(with = "opt_regex")]
+    pub path_regex: Option<Regex>,
+    #[serde(serialize_with = "methods_str")]
+    pub methods: Vec<Method>,
+}
+
+/// `example.com` matches that host only; `*.example.com` matches any name below it (not the
+/// apex), as in nginx `server_name` and Envoy `domains`. Stored lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HostMatch {
+    Exact(String),
+    /// The suffix including its leading dot: `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coding {
+    Zstd,
+    Br,
+    Gzip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompressionPolicy {
+    pub enabled: bool,
+    pub algorithms: Vec<Coding>,
+    pub min_size: u64,
+    pub gzip_level: u32,
+    pub brotli_level: u32,
+    pub zstd_level: i32,
+    pub content_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EtagPolicy {
+    pub generate: bool,
+    pub max_body: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyQueryPolicy {
+    All,
+    None,
+    Allow(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteCachePolicy {
+    pub enabled: bool,
+    #[serde(with = "duration_str")]
+    pub default_ttl: Duration,
+    #[serde(with = "opt_duration_str")]
+    pub override_ttl: Option<Duration>,
+    #[serde(with = "duration_str")]
+    pub stale_while_revalidate: Duration,
+    #[serde(with = "duration_str")]
+    pub stale_if_error: Duration,
+    pub cache_authorized: bool,
+    pub tag_header: String,
+    pub targeted_cache_control: Vec<String>,
+    #[serde(with = "duration_str")]
+    pub stale_on_open: Duration,
+    pub key_query: KeyQueryPolicy,
+}
+
+// === impl Policy ===
+
+impl Policy {
+    /// The route for a request, in file order, else the fallback. `host` is the request's
+    /// authority without port; matching is ASCII case-insensitive.
+    pub fn route(&self, host: &str, path: &str, method: &Method) -> Option<&Route> {
+        self.routes
+            .routes
+            .iter()
+            .find(|r| r.matcher.matches(host, path, method))
+            .or(self.routes.fallback.as_ref())
+    }
+
+    pub fn upstream_of(&self, route: &Route) -> &Arc<Upstream> {
+        // `upstream` was resolved against this very vector at compile time.
+        &self.upstreams[route.upstream]
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| &*u.name == name)
+    }
+
+    /// All routes, fallback last.
+    pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.routes.iter().chain(self.routes.fallback.iter())
+    }
+
+    /// A human summary for `outrider check`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let listen: Vec<String> = self.server.listen.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "listen {} ({} threads), admin {}",
+            listen.join(", "),
+            self.server.threads,
+            self.admin.listen
+        );
+        let _ = writeln!(s, "upstreams ({}):", self.upstreams.len());
+        for u in &self.upstreams {
+            let eps: Vec<&str> = u.endpoints.iter().map(|e| e.label.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "  {:<16} {}{} connect {} read {}",
+                u.name,
+                eps.join(", "),
+                if u.tls { format!(" tls sni={}", u.sni) } else { String::new() },
+                humantime::format_duration(u.connect_timeout),
+                humantime::format_duration(u.read_timeout),
+            );
+        }
+        let _ = writeln!(s, "routes ({}, in match order):", self.all_routes().count());
+        for r in self.all_routes() {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<40} -> {}{}{}",
+                r.name,
+                r.matcher.describe(),
+                self.upstream_of(r).name,
+                if r.cache.enabled { "  cache" } else { "" },
+                if r.compression.enabled { "  compress" } else { "" },
+            );
+        }
+        s
+    }
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: Arc<str>,
+        endpoints: Vec<Endpoint>,
+        tls: bool,
+        sni: String,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        max_concurrent: usize,
+        breaker: BreakerPolicy,
+    ) -> Self {
+        Upstream {
+            name,
+            endpoints,
+            tls,
+            sni,
+            connect_timeout,
+            read_timeout,
+            max_concurrent,
+            breaker,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next endpoint in round-robin order. Compile guarantees at least one endpoint.
+    pub fn next_endpoint(&self) -> &Endpoint {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.endpoints[n % self.endpoints.len()]
+    }
+}
+
+// === impl Matcher ===
+
+impl Matcher {
+    pub fn matches(&self, host: &str, path: &str, method: &Method) -> bool {
+        if let Some(h) = &self.host {
+            if !h.matches(host) {
+                return false;
+            }
+        }
+        if let Some(prefix) = &self.path_prefix {
+            if !path.starts_with(prefix.as_str()) {
+                return false;
+            }
+        }
+        if let Some(re) = &self.path_regex {
+            if !re.is_match(path) {
+                return false;
+            }
+        }
+        self.methods.is_empty() || self.methods.contains(method)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match &self.host {
+            Some(HostMatch::Exact(h)) => parts.push(format!("host={h}")),
+            Some(HostMatch::Suffix(s)) => parts.push(format!("host=*{s}")),
+            None => {}
+        }
+        if let Some(p) = &self.path_prefix {
+            parts.push(format!("prefix={p}"));
+        }
+        if let Some(r) = &self.path_regex {
+            parts.push(format!("regex={}", r.as_str()));
+        }
+        if !self.methods.is_empty() {
+            let m: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
+            parts.push(format!("methods={}", m.join(",")));
+        }
+        if parts.is_empty() {
+            "(everything)".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+impl HostMatch {
+    pub fn parse(pattern: &str) -> HostMatch {
+        let p = pattern.trim().to_ascii_lowercase();
+        match p.strip_prefix('*') {
+            Some(suffix) => HostMatch::Suffix(suffix.to_string()),
+            None => HostMatch::Exact(p),
+        }
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len()
+                    && host
+                        .get(host.len() - s.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
+        }
+    }
+}
+
+// === serde helpers for the /config view ===
+
+mod duration_str {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+}
+
+mod opt_duration_str {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+mod opt_regex {
+    pub fn serialize<S: serde::Serializer>(r: &Option<regex::Regex>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_str(r.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+fn methods_str<S: serde::Serializer>(m: &[Method], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter().map(|m| m.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        let exact = HostMatch::parse("Example.com");
+        assert!(exact.matches("example.COM"));
+        assert!(!exact.matches("www.example.com"));
+        let wild = HostMatch::parse("*.example.com");
+        assert!(wild.matches("api.example.com"));
+        assert!(wild.matches("a.b.EXAMPLE.com"));
+        assert!(!wild.matches("example.com"));
+        assert!(!wild.matches("badexample.com"));
+    }
+
+    #[test]
+    fn matcher_combines_all_conditions() {
+        let m = Matcher {
+            host: Some(HostMatch::parse("*.svc")),
+            path_prefix: Some("/api/".into()),
+            path_regex: Some(Regex::new(r"^/api/v\d+/").unwrap()),
+            methods: vec![Method::GET],
+        };
+        assert!(m.matches("a.svc", "/api/v2/x", &Method::GET));
+        assert!(!m.matches("a.svc", "/api/v2/x", &Method::POST));
+        assert!(!m.matches("a.svc", "/api/x", &Method::GET));
+        assert!(!m.matches("svc", "/api/v2/x", &Method::GET));
+        assert!(Matcher::default().matches("any", "/", &Method::DELETE));
+    }
+}

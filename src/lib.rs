@@ -1,0 +1,7 @@
+//! Outrider: a sidecar reverse-proxy data plane on Pingora.
+//!
+//! Layout follows the architecture: pure modules (`config`, and later `compress`,
+//! `conditional`, `cache`, `breaker`) know nothing of Pingora; `proxy` wires them into Pingora's
+//! hooks; `admin` serves the operator API; `server` assembles the Pingora `Server`.
+
+pub mod config;
