@@ -4,4 +4,10 @@
 //! `conditional`, `cache`, `breaker`) know nothing of Pingora; `proxy` wires them into Pingora's
 //! hooks; `admin` serves the operator API; `server` assembles the Pingora `Server`.
 
+pub mod admin;
 pub mod config;
+pub mod demo;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod state;

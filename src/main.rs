@@ -1,1 +1,170 @@
-fn main() {}
+//! The `outrider` command: run (default), check, demo.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use outrider::config::{self, ConfigError, Policy};
+use outrider::server::{self, Launch};
+use outrider::state::Shared;
+use outrider::{demo, logging};
+
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const DEFAULT_CONFIG: &str = "conf/outrider.toml";
+const DEMO_CONFIG: &str = "conf/demo.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "outrider",
+    version,
+    about = "A sidecar reverse proxy: compression, ETags, caching, circuit breaking, metrics"
+)]
+struct Cli {
+    /// Policy file [default: $OUTRIDER_CONFIG, then conf/outrider.toml; for `demo`, conf/demo.toml]
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+
+    /// Take over the listening sockets of a running outrider, then send it SIGQUIT
+    #[arg(long, short = 'u')]
+    upgrade: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default)
+    Run,
+    /// Validate a policy file and print a summary; exit 1 with every error found
+    Check,
+    /// Run Outrider in front of its embedded demo backend
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&config_path(cli.config), cli.upgrade),
+        Command::Check => check(&config_path(cli.config)),
+        Command::Demo => run_demo(cli.config),
+    }
+}
+
+fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("OUTRIDER_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{} found",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(policy) => {
+            println!("{}: ok", path.display());
+            print!("{}", policy.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &Path, upgrade: bool) -> ExitCode {
+    let policy = match config::load(path) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    serve(policy, Some(path.to_path_buf()), upgrade, None)
+}
+
+fn run_demo(flag: Option<PathBuf>) -> ExitCode {
+    let path = flag.unwrap_or_else(|| PathBuf::from(DEMO_CONFIG));
+    // From a checkout the file is used (edit it and rerun); anywhere else, the embedded copy.
+    let loaded = if path.exists() {
+        config::load(&path).map(|p| (p, Some(path.clone())))
+    } else {
+        config::compile(demo::DEMO_TOML, "conf/demo.toml (embedded)").map(|p| (p, None))
+    };
+    let (policy, source) = match loaded {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(backend) = policy
+        .upstreams
+        .first()
+        .and_then(|u| u.endpoints.first())
+        .map(|e| e.addr)
+    else {
+        eprintln!("the demo policy needs an upstream for the demo backend");
+        return ExitCode::FAILURE;
+    };
+    let data = policy.server.listen.first().copied();
+    let admin = policy.admin.listen;
+    if let Some(data) = data {
+        println!(
+            "\nOutrider demo: proxy http://{data}  ->  demo backend http://{backend}   (admin http://{admin})\n\n\
+             Try:\n  \
+             curl -i http://{data}/api/items                 # JSON API\n  \
+             curl -s -o /dev/null -w '%{{size_download}} bytes\\n' http://{data}/page   # large page\n  \
+             curl -i 'http://{data}/slow?ms=800'             # slow endpoint\n  \
+             curl -i 'http://{data}/fail?status=503'         # fails on demand\n  \
+             curl -i http://{data}/nowhere --http2-prior-knowledge   # h2c\n  \
+             curl -i http://{admin}/healthz ; curl -i http://{admin}/readyz\n\n\
+             Stop with Ctrl-C (drains in-flight requests first).\n"
+        );
+    }
+    serve(policy, source, false, Some(backend))
+}
+
+fn serve(
+    policy: Policy,
+    source: Option<PathBuf>,
+    upgrade: bool,
+    demo_backend: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    logging::init(&policy.log);
+    if !upgrade {
+        let mut addrs = policy.server.listen.clone();
+        addrs.push(policy.admin.listen);
+        addrs.extend(demo_backend);
+        if let Err(e) = server::check_bindable(&addrs) {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let shared = Shared::new(policy, source);
+    let mut pingora = server::build(
+        &shared,
+        Launch {
+            upgrade,
+            exit_when_drained: true,
+        },
+    );
+    if let Some(addr) = demo_backend {
+        pingora.add_service(demo::service(addr));
+    }
+    server::run(pingora);
+    ExitCode::SUCCESS
+}

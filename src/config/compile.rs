@@ -71,7 +71,10 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
     }
 
     if doc.upstreams.is_empty() {
-        p.add(vec![key("upstreams")], "at least one [upstreams.NAME] table is required");
+        p.add(
+            vec![key("upstreams")],
+            "at least one [upstreams.NAME] table is required",
+        );
     }
     let upstreams: Vec<Arc<Upstream>> = doc
         .upstreams
@@ -88,7 +91,10 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             if upstream_index(name).is_none() {
                 p.add(
                     at(&defaults_path, &["upstream"]),
-                    format!("no upstream named {name:?} (have: {})", upstream_names.join(", ")),
+                    format!(
+                        "no upstream named {name:?} (have: {})",
+                        upstream_names.join(", ")
+                    ),
                 );
             }
             Some(name.clone())
@@ -108,12 +114,18 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             }
             Some(n) => n.clone(),
             None => {
-                p.add(base.clone(), "every route needs a `name` (it labels metrics and logs)");
+                p.add(
+                    base.clone(),
+                    "every route needs a `name` (it labels metrics and logs)",
+                );
                 continue;
             }
         };
         if !seen_names.insert(name.clone()) {
-            p.add(at(&base, &["name"]), format!("duplicate route name {name:?}"));
+            p.add(
+                at(&base, &["name"]),
+                format!("duplicate route name {name:?}"),
+            );
         }
         let upstream_name = match (&r.upstream, &default_upstream) {
             (Some(u), _) => Some((u.clone(), at(&base, &["upstream"]))),
@@ -127,7 +139,9 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             }
         };
         let matcher = matcher(&r.matcher, &at(&base, &["match"]), p);
-        let Some((upstream_name, up_path)) = upstream_name else { continue };
+        let Some((upstream_name, up_path)) = upstream_name else {
+            continue;
+        };
         let Some(upstream) = upstream_index(&upstream_name) else {
             p.add(
                 up_path,
@@ -142,7 +156,10 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             name: name.into(),
             matcher,
             upstream,
-            server_timing: r.server_timing.or(doc.defaults.server_timing).unwrap_or(false),
+            server_timing: r
+                .server_timing
+                .or(doc.defaults.server_timing)
+                .unwrap_or(false),
             compression: compression(&doc.defaults.compression, &r.compression, &base, p),
             etag: etag(&doc.defaults.etag, &r.etag),
             cache: route_cache(&doc.defaults.cache, &r.cache, &base, p),
@@ -164,15 +181,22 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             "with several upstreams and no routes, set `[defaults] upstream` to say where requests go",
         );
     }
-    let fallback = fallback_upstream.and_then(upstream_index).map(|upstream| Route {
-        name: "default".into(),
-        matcher: Matcher::default(),
-        upstream,
-        server_timing: doc.defaults.server_timing.unwrap_or(false),
-        compression: compression(&doc.defaults.compression, &Default::default(), &defaults_path, p),
-        etag: etag(&doc.defaults.etag, &Default::default()),
-        cache: route_cache(&doc.defaults.cache, &Default::default(), &defaults_path, p),
-    });
+    let fallback = fallback_upstream
+        .and_then(upstream_index)
+        .map(|upstream| Route {
+            name: "default".into(),
+            matcher: Matcher::default(),
+            upstream,
+            server_timing: doc.defaults.server_timing.unwrap_or(false),
+            compression: compression(
+                &doc.defaults.compression,
+                &Default::default(),
+                &defaults_path,
+                p,
+            ),
+            etag: etag(&doc.defaults.etag, &Default::default()),
+            cache: route_cache(&doc.defaults.cache, &Default::default(), &defaults_path, p),
+        });
     if fallback.is_some() && seen_names.contains("default") {
         p.add(
             vec![key("routes")],
@@ -189,7 +213,10 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
         log: log?,
         cache_store,
         upstreams,
-        routes: RouteTable { routes, fallback },
+        routes: RouteTable {
+            has_fallback: fallback.is_some(),
+            routes: routes.into_iter().chain(fallback).collect(),
+        },
     })
 }
 
@@ -197,7 +224,10 @@ fn parse_listen(addr: &str, path: Vec<Seg>, p: &mut Problems) -> Option<SocketAd
     match addr.trim().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            p.add(path, format!("invalid listen address {addr:?}; use \"IP:PORT\", e.g. \"0.0.0.0:8080\""));
+            p.add(
+                path,
+                format!("invalid listen address {addr:?}; use \"IP:PORT\", e.g. \"0.0.0.0:8080\""),
+            );
             None
         }
     }
@@ -245,7 +275,10 @@ fn log_policy(l: &schema::Log, p: &mut Problems) -> Option<LogPolicy> {
         Err(_) => {
             p.add(
                 vec![key("log"), key("level")],
-                format!("invalid level {:?}; one of off, error, warn, info, debug, trace", l.level),
+                format!(
+                    "invalid level {:?}; one of off, error, warn, info, debug, trace",
+                    l.level
+                ),
             );
             None
         }
@@ -272,7 +305,10 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
     let base = vec![key("upstreams"), key(name)];
     let mut ok = true;
     if u.endpoints.is_empty() {
-        p.add(at(&base, &["endpoints"]), "needs at least one \"host:port\" endpoint");
+        p.add(
+            at(&base, &["endpoints"]),
+            "needs at least one \"host:port\" endpoint",
+        );
         ok = false;
     }
     let mut endpoints = Vec::with_capacity(u.endpoints.len());
@@ -310,7 +346,10 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
             .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
             .unwrap_or_default()
     };
-    for (k, d) in [("connect_timeout", u.connect_timeout), ("read_timeout", u.read_timeout)] {
+    for (k, d) in [
+        ("connect_timeout", u.connect_timeout),
+        ("read_timeout", u.read_timeout),
+    ] {
         if d.0.is_zero() {
             p.add(at(&base, &[k]), "must be greater than 0");
             ok = false;
@@ -359,7 +398,9 @@ fn resolve_endpoint(ep: &str) -> Result<SocketAddr, String> {
         Ok(mut addrs) => addrs
             .next()
             .ok_or_else(|| format!("endpoint {ep:?}: host {host:?} resolves to no address")),
-        Err(e) => Err(format!("endpoint {ep:?}: cannot resolve host {host:?}: {e}")),
+        Err(e) => Err(format!(
+            "endpoint {ep:?}: cannot resolve host {host:?}: {e}"
+        )),
     }
 }
 
@@ -406,7 +447,9 @@ fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<Breake
 fn matcher(m: &schema::Match, base: &[Seg], p: &mut Problems) -> Matcher {
     let host = m.host.as_deref().and_then(|h| {
         let valid = !h.trim().is_empty()
-            && h.trim_start_matches("*.").chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            && h.trim_start_matches("*.")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
             && !h.trim_start_matches('*').contains('*');
         if valid {
             Some(HostMatch::parse(h))
@@ -420,7 +463,10 @@ fn matcher(m: &schema::Match, base: &[Seg], p: &mut Problems) -> Matcher {
     });
     if let Some(prefix) = &m.path_prefix {
         if !prefix.starts_with('/') {
-            p.add(at(base, &["path_prefix"]), format!("{prefix:?} must start with '/'"));
+            p.add(
+                at(base, &["path_prefix"]),
+                format!("{prefix:?} must start with '/'"),
+            );
         }
     }
     let path_regex = m.path_regex.as_deref().and_then(|re| match Regex::new(re) {
@@ -428,8 +474,16 @@ fn matcher(m: &schema::Match, base: &[Seg], p: &mut Problems) -> Matcher {
         Err(e) => {
             // regex's message spans several lines with a caret diagram; keep its last line.
             let msg = e.to_string();
-            let reason = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&msg).trim();
-            p.add(at(base, &["path_regex"]), format!("invalid regex {re:?}: {reason}"));
+            let reason = msg
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&msg)
+                .trim();
+            p.add(
+                at(base, &["path_regex"]),
+                format!("invalid regex {re:?}: {reason}"),
+            );
             None
         }
     });
@@ -472,7 +526,10 @@ fn compression(
                     _ => {
                         let mut path = at(&base, &["algorithms"]);
                         path.push(Seg::Index(i));
-                        p.add(path, format!("unknown algorithm {n:?}; one of \"zstd\", \"br\", \"gzip\""));
+                        p.add(
+                            path,
+                            format!("unknown algorithm {n:?}; one of \"zstd\", \"br\", \"gzip\""),
+                        );
                         continue;
                     }
                 };
@@ -494,19 +551,23 @@ fn compression(
     if !(1..=22).contains(&zstd_level) {
         p.add(at(&base, &["zstd_level"]), "must be 1-22");
     }
-    let content_types = r.content_types.clone().or_else(|| d.content_types.clone()).unwrap_or_else(|| {
-        [
-            "text/*",
-            "application/json",
-            "application/javascript",
-            "application/xml",
-            "application/*+json",
-            "application/*+xml",
-            "image/svg+xml",
-        ]
-        .map(String::from)
-        .to_vec()
-    });
+    let content_types = r
+        .content_types
+        .clone()
+        .or_else(|| d.content_types.clone())
+        .unwrap_or_else(|| {
+            [
+                "text/*",
+                "application/json",
+                "application/javascript",
+                "application/xml",
+                "application/*+json",
+                "application/*+xml",
+                "image/svg+xml",
+            ]
+            .map(String::from)
+            .to_vec()
+        });
     for (i, ct) in content_types.iter().enumerate() {
         let valid = ct
             .split_once('/')
@@ -514,7 +575,10 @@ fn compression(
         if !valid {
             let mut path = at(&base, &["content_types"]);
             path.push(Seg::Index(i));
-            p.add(path, format!("invalid media type pattern {ct:?}; use e.g. \"text/*\""));
+            p.add(
+                path,
+                format!("invalid media type pattern {ct:?}; use e.g. \"text/*\""),
+            );
         }
     }
     CompressionPolicy {
@@ -524,7 +588,10 @@ fn compression(
         gzip_level,
         brotli_level,
         zstd_level,
-        content_types: content_types.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        content_types: content_types
+            .iter()
+            .map(|c| c.to_ascii_lowercase())
+            .collect(),
     }
 }
 
@@ -545,17 +612,19 @@ fn route_cache(
     let stale_if_error = r.stale_if_error.or(d.stale_if_error).unwrap_or_default().0;
     let key_query = match r.key_query.clone().or_else(|| d.key_query.clone()) {
         None => KeyQueryPolicy::All,
-        Some(schema::KeyQuery::Mode(m)) => match m.as_str() {
-            "all" => KeyQueryPolicy::All,
-            "none" => KeyQueryPolicy::None,
-            other => {
-                p.add(
+        Some(schema::KeyQuery::Mode(m)) => {
+            match m.as_str() {
+                "all" => KeyQueryPolicy::All,
+                "none" => KeyQueryPolicy::None,
+                other => {
+                    p.add(
                     at(&base, &["key_query"]),
                     format!("invalid value {other:?}; \"all\", \"none\" or a list of parameter names"),
                 );
-                KeyQueryPolicy::All
+                    KeyQueryPolicy::All
+                }
             }
-        },
+        }
         Some(schema::KeyQuery::Allow(mut names)) => {
             names.sort();
             names.dedup();
@@ -568,7 +637,10 @@ fn route_cache(
         .or_else(|| d.tag_header.clone())
         .unwrap_or_else(|| "Surrogate-Key".into());
     if http::HeaderName::from_bytes(tag_header.as_bytes()).is_err() {
-        p.add(at(&base, &["tag_header"]), format!("{tag_header:?} is not a valid header name"));
+        p.add(
+            at(&base, &["tag_header"]),
+            format!("{tag_header:?} is not a valid header name"),
+        );
     }
     let targeted = r
         .targeted_cache_control

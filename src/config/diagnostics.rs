@@ -86,7 +86,12 @@ impl<'a> Source<'a> {
         (line, column)
     }
 
-    pub fn error(&self, span: Range<usize>, key: String, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        key: String,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = self.line_col(span.start);
         ConfigError {
             file: self.file.to_string(),
@@ -156,7 +161,8 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
 fn visit_table(table: &DeTable<'_>, span: &Range<usize>, path: &mut Vec<Seg>, best: &mut Vec<Seg>) {
     for (key, value) in table.iter() {
         path.push(Seg::Key(key.get_ref().to_string()));
-        if (contains(&key.span(), span) || contains(&value.span(), span)) && path.len() > best.len() {
+        if (contains(&key.span(), span) || contains(&value.span(), span)) && path.len() > best.len()
+        {
             *best = path.clone();
         }
         visit_value(value.get_ref(), span, path, best);
@@ -198,13 +204,20 @@ fn remove_entry(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
     parent.remove(name.as_str()).is_some()
 }
 
-fn navigate_mut<'t, 'a>(mut table: &'t mut DeTable<'a>, path: &[Seg]) -> Option<&'t mut DeTable<'a>> {
+fn navigate_mut<'t, 'a>(
+    mut table: &'t mut DeTable<'a>,
+    path: &[Seg],
+) -> Option<&'t mut DeTable<'a>> {
     let mut i = 0;
     while i < path.len() {
         let Seg::Key(name) = &path[i] else {
             return None;
         };
-        let value = table.iter_mut().find(|(k, _)| k.get_ref() == name)?.1.get_mut();
+        let value = table
+            .iter_mut()
+            .find(|(k, _)| k.get_ref() == name)?
+            .1
+            .get_mut();
         i += 1;
         table = match value {
             DeValue::Table(t) => t,
@@ -232,7 +245,9 @@ pub fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
     let mut table = Some(root.get_ref());
     for seg in path {
         let next = match (seg, table, current) {
-            (Seg::Key(name), Some(t), _) => t.iter().find(|(k, _)| k.get_ref() == name).map(|(_, v)| v),
+            (Seg::Key(name), Some(t), _) => {
+                t.iter().find(|(k, _)| k.get_ref() == name).map(|(_, v)| v)
+            }
             (Seg::Index(i), _, Some(DeValue::Array(items))) => items.get(*i),
             _ => None,
         };
@@ -278,7 +293,10 @@ mod tests {
         let e = errs(text);
         assert_eq!(e.len(), 3, "{e:?}");
         assert!(e[0].starts_with("f.toml:2:5: a.n: "), "{e:?}");
-        assert!(e[1].starts_with("f.toml:3:1: a.bogus: unknown field `bogus`"), "{e:?}");
+        assert!(
+            e[1].starts_with("f.toml:3:1: a.bogus: unknown field `bogus`"),
+            "{e:?}"
+        );
         assert!(e[2].starts_with("f.toml:6:5: list[0].s: "), "{e:?}");
     }
 
@@ -293,7 +311,10 @@ mod tests {
     fn span_of_finds_nested_values() {
         let text = "[[list]]\nn = 1\n[[list]]\ns = \"here\"\n";
         let (root, _) = DeTable::parse_recoverable(text);
-        let span = span_of(&root, &[Seg::Key("list".into()), Seg::Index(1), Seg::Key("s".into())]);
+        let span = span_of(
+            &root,
+            &[Seg::Key("list".into()), Seg::Index(1), Seg::Key("s".into())],
+        );
         assert_eq!(&text[span], "\"here\"");
     }
 

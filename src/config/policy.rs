@@ -103,11 +103,12 @@ pub struct BreakerPolicy {
     pub failure_statuses: Vec<u16>,
 }
 
-/// Routes in file order, then the fallback used when none matches (if there is one).
+/// Routes in file order, then the fallback used when none matches (if there is one), so that
+/// a route is named by its index for the life of a request.
 #[derive(Debug, Serialize)]
 pub struct RouteTable {
     pub routes: Vec<Route>,
-    pub fallback: Option<Route>,
+    pub has_fallback: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,12 +200,17 @@ pub struct RouteCachePolicy {
 impl Policy {
     /// The route for a request, in file order, else the fallback. `host` is the request's
     /// authority without port; matching is ASCII case-insensitive.
-    pub fn route(&self, host: &str, path: &str, method: &Method) -> Option<&Route> {
-        self.routes
-            .routes
+    pub fn route(&self, host: &str, path: &str, method: &Method) -> Option<usize> {
+        let table = &self.routes;
+        let explicit = table.routes.len() - usize::from(table.has_fallback);
+        table.routes[..explicit]
             .iter()
-            .find(|r| r.matcher.matches(host, path, method))
-            .or(self.routes.fallback.as_ref())
+            .position(|r| r.matcher.matches(host, path, method))
+            .or(table.has_fallback.then_some(explicit))
+    }
+
+    pub fn route_by_id(&self, id: usize) -> Option<&Route> {
+        self.routes.routes.get(id)
     }
 
     pub fn upstream_of(&self, route: &Route) -> &Arc<Upstream> {
@@ -218,7 +224,7 @@ impl Policy {
 
     /// All routes, fallback last.
     pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
-        self.routes.routes.iter().chain(self.routes.fallback.iter())
+        self.routes.routes.iter()
     }
 
     /// A human summary for `outrider check`.
@@ -241,7 +247,11 @@ impl Policy {
                 "  {:<16} {}{} connect {} read {}",
                 u.name,
                 eps.join(", "),
-                if u.tls { format!(" tls sni={}", u.sni) } else { String::new() },
+                if u.tls {
+                    format!(" tls sni={}", u.sni)
+                } else {
+                    String::new()
+                },
                 humantime::format_duration(u.connect_timeout),
                 humantime::format_duration(u.read_timeout),
             );
@@ -255,7 +265,11 @@ impl Policy {
                 r.matcher.describe(),
                 self.upstream_of(r).name,
                 if r.cache.enabled { "  cache" } else { "" },
-                if r.compression.enabled { "  compress" } else { "" },
+                if r.compression.enabled {
+                    "  compress"
+                } else {
+                    ""
+                },
             );
         }
         s
@@ -289,10 +303,9 @@ impl Upstream {
         }
     }
 
-    /// The next endpoint in round-robin order. Compile guarantees at least one endpoint.
-    pub fn next_endpoint(&self) -> &Endpoint {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.endpoints[n % self.endpoints.len()]
+    /// The index of the next endpoint in round-robin order. Compile guarantees at least one.
+    pub fn next_endpoint_index(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
     }
 }
 
@@ -385,7 +398,10 @@ mod opt_duration_str {
 }
 
 mod opt_regex {
-    pub fn serialize<S: serde::Serializer>(r: &Option<regex::Regex>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        r: &Option<regex::Regex>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match r {
             Some(r) => s.serialize_str(r.as_str()),
             None => s.serialize_none(),

@@ -155,7 +155,10 @@ pub struct RouteCache {
 
 /// `"all"`, `"none"`, or the list of query parameters that make up the key.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(untagged, expecting = "\"all\", \"none\" or a list of query parameter names")]
+#[serde(
+    untagged,
+    expecting = "\"all\", \"none\" or a list of query parameter names"
+)]
 pub enum KeyQuery {
     Mode(String),
     Allow(Vec<String>),

@@ -39,15 +39,17 @@ impl FromStr for Dur {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"250ms\", \"30s\", \"5m\""))
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            format!("invalid duration {s:?} ({e}); use e.g. \"250ms\", \"30s\", \"5m\"")
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(FromStrVisitor::<Dur>::new("a duration string such as \"30s\""))
+        d.deserialize_str(FromStrVisitor::<Dur>::new(
+            "a duration string such as \"30s\"",
+        ))
     }
 }
 
@@ -200,7 +202,10 @@ mod tests {
         let err = "5 parsecs".parse::<Dur>().unwrap_err();
         assert!(err.starts_with("invalid duration \"5 parsecs\""), "{err}");
         assert_eq!("".parse::<OptDur>().unwrap(), OptDur(None));
-        assert_eq!("1s".parse::<OptDur>().unwrap(), OptDur(Some(Duration::from_secs(1))));
+        assert_eq!(
+            "1s".parse::<OptDur>().unwrap(),
+            OptDur(Some(Duration::from_secs(1)))
+        );
     }
 
     #[test]

@@ -1,0 +1,122 @@
+//! Proxy header hygiene (RFC 9110 §7.6): forwarding headers on the way up, hop-by-hop fields
+//! removed on the way down.
+//!
+//! Pingora already strips hop-by-hop and `Connection`-nominated fields from the *request*
+//! (`HttpUpstreamRequestPolicy::default()`), so only the response direction is done here.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// `Via` names the protocol version of the hop this proxy received.
+pub fn via_value(version: http::Version) -> HeaderValue {
+    HeaderValue::from_static(match version {
+        http::Version::HTTP_10 => "1.0 outrider",
+        http::Version::HTTP_2 => "2 outrider",
+        _ => "1.1 outrider",
+    })
+}
+
+/// Adds `X-Forwarded-For` (appended, as nginx's `$proxy_add_x_forwarded_for`),
+/// `X-Forwarded-Proto` (overwritten: this hop is what we know, a client-sent value is not
+/// trustworthy) and `Via` (appended).
+pub fn add_forwarding_headers(
+    req: &mut RequestHeader,
+    client_ip: Option<IpAddr>,
+    downstream_version: http::Version,
+) -> pingora::Result<()> {
+    if let Some(ip) = client_ip {
+        let value = match req
+            .headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+            _ => ip.to_string(),
+        };
+        req.insert_header(X_FORWARDED_FOR, value)?;
+    }
+    req.insert_header(X_FORWARDED_PROTO, "http")?;
+    req.append_header(header::VIA, via_value(downstream_version))?;
+    Ok(())
+}
+
+/// Removes hop-by-hop fields of the upstream connection from a response before it goes
+/// downstream: those nominated by `Connection`, and the standard ones. `Transfer-Encoding` is
+/// left to Pingora, which reframes the body for the downstream connection itself; `Upgrade`
+/// stays on a 101, which is the upgrade.
+pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
+    if resp.headers.contains_key(header::CONNECTION) {
+        let nominated: Vec<HeaderName> = resp
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !is_protected(name))
+            .collect();
+        for name in nominated {
+            resp.remove_header(&name);
+        }
+        if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            resp.remove_header(&header::CONNECTION);
+        }
+    }
+    resp.remove_header(&KEEP_ALIVE);
+    resp.remove_header(&PROXY_CONNECTION);
+    resp.remove_header(&header::TE);
+    resp.remove_header(&header::PROXY_AUTHENTICATE);
+    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+        resp.remove_header(&header::UPGRADE);
+    }
+}
+
+/// A backend must not be able to make us drop the fields that frame the message.
+fn is_protected(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::UPGRADE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_headers_append_and_overwrite() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("x-forwarded-for", "10.0.0.1").unwrap();
+        req.insert_header("x-forwarded-proto", "https").unwrap();
+        add_forwarding_headers(
+            &mut req,
+            Some("127.0.0.9".parse().unwrap()),
+            http::Version::HTTP_11,
+        )
+        .unwrap();
+        assert_eq!(req.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(req.headers["x-forwarded-proto"], "http");
+        assert_eq!(req.headers["via"], "1.1 outrider");
+    }
+
+    #[test]
+    fn response_hop_by_hop_fields_are_removed() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("connection", "close, x-secret, content-length")
+            .unwrap();
+        resp.insert_header("x-secret", "1").unwrap();
+        resp.insert_header("keep-alive", "timeout=5").unwrap();
+        resp.insert_header("content-length", "3").unwrap();
+        resp.insert_header("x-kept", "1").unwrap();
+        strip_response_hop_by_hop(&mut resp);
+        assert!(resp.headers.get("connection").is_none());
+        assert!(resp.headers.get("x-secret").is_none());
+        assert!(resp.headers.get("keep-alive").is_none());
+        assert_eq!(resp.headers["content-length"], "3");
+        assert_eq!(resp.headers["x-kept"], "1");
+    }
+}

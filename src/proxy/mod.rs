@@ -1,0 +1,255 @@
+//! The data plane: Outrider's pipeline wired into Pingora's `ProxyHttp` hooks.
+//!
+//! Each hook body is one step of DESIGN.md's pipeline and hands its decision to a pure module;
+//! this file only knows *where* in Pingora's order each step has to sit, and why.
+
+mod failure;
+mod hygiene;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use log::{info, warn};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+
+use crate::config::policy::{Route, Upstream};
+use crate::config::Policy;
+use crate::state::{InflightGuard, Shared};
+
+pub use failure::Failure;
+
+/// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
+pub struct Outrider {
+    shared: Arc<Shared>,
+}
+
+impl Outrider {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Outrider { shared }
+    }
+}
+
+/// Per-request state. The policy snapshot is loaded once, in `new_ctx`, and kept to the end.
+pub struct Ctx {
+    policy: Arc<Policy>,
+    /// Index of the matched route in `policy`, set by `early_request_filter`.
+    route: Option<usize>,
+    /// Index of the chosen endpoint in the route's upstream, set by `upstream_peer`.
+    endpoint: Option<usize>,
+    started: Instant,
+    _inflight: InflightGuard,
+}
+
+impl Ctx {
+    fn route(&self) -> Option<&Route> {
+        self.route.and_then(|id| self.policy.route_by_id(id))
+    }
+
+    fn upstream(&self) -> Option<&Arc<Upstream>> {
+        self.route().map(|r| self.policy.upstream_of(r))
+    }
+
+    fn endpoint_label(&self) -> &str {
+        match (self.upstream(), self.endpoint) {
+            (Some(u), Some(i)) => u.endpoints.get(i).map_or("-", |e| e.label.as_str()),
+            _ => "-",
+        }
+    }
+}
+
+/// The request's host without port, from the URI authority (HTTP/2, absolute-form) or `Host`.
+fn request_host(session: &Session) -> &str {
+    let req = session.req_header();
+    let raw = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    strip_port(raw)
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop ":port" after them.
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Writes a complete short text response from the proxy itself (404, 502, ...).
+async fn respond_text(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for Outrider {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            policy: self.shared.policy(),
+            route: None,
+            endpoint: None,
+            started: Instant::now(),
+            _inflight: self.shared.track_request(),
+        }
+    }
+
+    /// Pipeline step 1: route. Here rather than in `request_filter` because later steps
+    /// (compression) must be configured before Pingora's modules read the request headers,
+    /// which happens between the two hooks.
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let req = session.req_header();
+        ctx.route = ctx
+            .policy
+            .route(request_host(session), req.uri.path(), &req.method);
+        Ok(())
+    }
+
+    /// Answers unrouted requests itself: there is nowhere to send them.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if ctx.route.is_some() {
+            return Ok(false);
+        }
+        respond_text(
+            session,
+            404,
+            Bytes::from_static(b"404 Not Found: no route matches this request\n"),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Pipeline step 4: choose the endpoint (round robin) and its timeouts.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(upstream) = ctx.upstream() else {
+            return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
+        };
+        let index = upstream.next_endpoint_index();
+        let endpoint = &upstream.endpoints[index];
+        let mut peer = HttpPeer::new(endpoint.addr, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        peer.options.write_timeout = Some(upstream.read_timeout);
+        ctx.endpoint = Some(index);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        let version = session.req_header().version;
+        hygiene::add_forwarding_headers(upstream_request, client_ip(session), version)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        hygiene::strip_response_hop_by_hop(upstream_response);
+        upstream_response.append_header(
+            header::VIA,
+            hygiene::via_value(session.req_header().version),
+        )?;
+        Ok(())
+    }
+
+    /// One classifier decides the status and body; the log line names route, upstream and
+    /// endpoint so that an operator can tell a dead backend from a slow one.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let failure = Failure::classify(e);
+        let status = failure.status();
+        let upstream = ctx.upstream().map(|u| u.name.clone());
+        if failure != Failure::ClientGone {
+            warn!(
+                "request failed: route={} upstream={} endpoint={} status={} reason={} error={}",
+                ctx.route().map_or("-", |r| &r.name),
+                upstream.as_deref().unwrap_or("-"),
+                ctx.endpoint_label(),
+                status,
+                failure.label(),
+                e
+            );
+        }
+        // A response already on the wire cannot be replaced; the connection is just closed.
+        if status > 0 && session.response_written().is_none() {
+            let body = failure.body(upstream.as_deref());
+            if let Err(write_err) = respond_text(session, status, body).await {
+                info!("could not send the error response: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Pipeline step 7: once per request, whatever happened (errors and local answers too).
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if !ctx.policy.log.access_log {
+            return;
+        }
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        info!(
+            target: "access",
+            "method={} path={:?} route={} upstream={} endpoint={} status={} duration_ms={:.3} bytes_sent={} error={}",
+            req.method,
+            req.uri.path(),
+            ctx.route().map_or("-", |r| &r.name),
+            ctx.upstream().map_or("-", |u| &u.name),
+            ctx.endpoint_label(),
+            status,
+            ctx.started.elapsed().as_secs_f64() * 1000.0,
+            session.body_bytes_sent(),
+            e.map_or("-", |e| Failure::classify(e).label()),
+        );
+    }
+
+    /// Our own `fail_to_proxy` line already names route, upstream and endpoint.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn host_port_is_stripped() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,179 @@
+//! Assembles the Pingora `Server`: data plane, admin plane and lifecycle service, and the
+//! signal handling that Pingora's default does not fit.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
+use pingora::prelude::*;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin::AdminApp;
+use crate::proxy::Outrider;
+use crate::state::Shared;
+
+/// How the process was started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Launch {
+    /// Take the listening sockets over from a running outrider (`--upgrade`, then SIGQUIT it).
+    pub upgrade: bool,
+    /// Exit as soon as in-flight requests have drained after a shutdown signal, instead of
+    /// waiting out the whole grace period (see `Lifecycle`). Off for in-process tests, which
+    /// must not exit the test binary.
+    pub exit_when_drained: bool,
+}
+
+/// Builds the server for the current policy of `shared`. Listener addresses and thread
+/// counts are read here, once: Pingora cannot rebind at runtime.
+pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
+    let policy = shared.policy();
+    let grace = policy.server.grace_period;
+    let conf = ServerConf {
+        threads: policy.server.threads,
+        // Pingora sleeps the whole grace period before stopping runtimes; `Lifecycle` exits
+        // earlier once requests have drained.
+        grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: launch.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut server_options = HttpServerOptions::default();
+    server_options.h2c = true;
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Outrider::new(shared.clone()))
+        .name("outrider data plane")
+        .server_options(server_options)
+        .build();
+    for addr in &policy.server.listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+    server.add_service(proxy);
+
+    let mut admin = Service::new(
+        "outrider admin".to_string(),
+        HttpServer::new_app(AdminApp::new(shared.clone())),
+    );
+    admin.add_tcp(&policy.admin.listen.to_string());
+    // The admin plane serves a scraper and a few humans: one thread, not `threads`.
+    admin.threads = Some(1);
+    server.add_service(admin);
+
+    server.add_service(background_service(
+        "outrider lifecycle",
+        Lifecycle {
+            shared: shared.clone(),
+            exit_when_drained: launch.exit_when_drained,
+        },
+    ));
+    server
+}
+
+/// Checks that every address can be bound before Pingora tries: Pingora's listener setup
+/// panics inside its runtime on a bind error, which would leave a process that runs but does
+/// not serve.
+pub fn check_bindable(addrs: &[SocketAddr]) -> Result<(), String> {
+    for addr in addrs {
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs the server until a shutdown signal; returns when it has stopped.
+pub fn run(server: Server) {
+    server.run(RunArgs {
+        shutdown_signal: Box::new(UnixSignals),
+    });
+}
+
+/// SIGTERM and SIGINT both drain gracefully (a sidecar gets SIGTERM from the kubelet and
+/// SIGINT from a terminal; neither should cut requests off), SIGQUIT hands the listeners to
+/// an upgraded process. Pingora's default treats SIGINT as an immediate stop.
+pub struct UnixSignals;
+
+#[async_trait]
+impl ShutdownSignalWatch for UnixSignals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            warn!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: draining"); ShutdownSignal::GracefulTerminate }
+            _ = int.recv() => { info!("SIGINT: draining (send it again to stop now)"); ShutdownSignal::GracefulTerminate }
+            _ = quit.recv() => { info!("SIGQUIT: handing listeners over to the new process"); ShutdownSignal::GracefulUpgrade }
+        }
+    }
+}
+
+/// Marks the process as draining when shutdown starts (readiness turns 503) and, in the real
+/// binary, exits once no request is in flight: Pingora itself would sleep the full
+/// `grace_period` even when nothing is left to drain. A second SIGINT or SIGTERM exits at once.
+struct Lifecycle {
+    shared: Arc<Shared>,
+    exit_when_drained: bool,
+}
+
+#[async_trait]
+impl BackgroundService for Lifecycle {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Ignore SIGHUP from the first moment: its default action kills the process.
+        let mut hangup = signal(SignalKind::hangup()).ok();
+        loop {
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() { break; }
+                }
+                Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP received");
+                }
+            }
+        }
+        self.shared.start_draining();
+        let grace = self.shared.policy().server.grace_period;
+        info!(
+            "draining: {} request(s) in flight, grace period {:?}",
+            self.shared.inflight(),
+            grace
+        );
+        if !self.exit_when_drained {
+            return;
+        }
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("second signal: stopping now"); std::process::exit(0); }
+                _ = int.recv() => { info!("second signal: stopping now"); std::process::exit(0); }
+                _ = tick.tick() => {
+                    if self.shared.inflight() == 0 {
+                        info!("drained; exiting");
+                        std::process::exit(0);
+                    }
+                }
+            }
+        }
+    }
+}

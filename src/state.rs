@@ -1,0 +1,71 @@
+//! State shared by the data plane, the admin plane and background services: the current
+//! policy snapshot and the process-level facts that outlive any one policy.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Policy;
+
+pub struct Shared {
+    policy: ArcSwap<Policy>,
+    /// Where the policy came from (None for a policy compiled from memory, as in tests).
+    pub config_path: Option<PathBuf>,
+    pub started_at: SystemTime,
+    pub started: Instant,
+    draining: AtomicBool,
+    inflight: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(policy: Policy, config_path: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Shared {
+            policy: ArcSwap::from_pointee(policy),
+            config_path,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The current snapshot. A request calls this once and keeps the `Arc` to its end.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn store_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// Set once shutdown begins: readiness turns 503 so that load balancers stop sending.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Data-plane requests currently between `new_ctx` and the end of `logging`.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    /// Counts a request in flight until the returned guard drops.
+    pub fn track_request(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        InflightGuard(self.clone())
+    }
+}
+
+pub struct InflightGuard(Arc<Shared>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
