@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: the same wrk load against
+#   (a) direct       nginx serving a static file (the backend),
+#   (b) nginx-proxy  nginx proxy_pass with upstream keep-alive in front of that backend,
+#   (c) outrider     Outrider pass-through (1 worker thread) in front of the same backend,
+# then req/s, p50, p99 and the proxy process's CPU time per request. See DESIGN.md,
+# "Performance budget", for the numbers these are held against.
+#
+# Usage:   bash benches/load.sh
+#          QUICK=1 bash benches/load.sh          # CI smoke check: 2 s loads
+# Env:     BODY=1k|100k        response size (default 1k)
+#          DURATION=10s CONNECTIONS=64 THREADS=2   wrk load (QUICK=1 makes DURATION 2s)
+#          WARMUP=3s           warm-up run before each measured one (QUICK=1: 1s)
+#          ROUNDS=1            measure each contender this many times (interleaved); medians
+#                              go into the ratios
+#          PIN=1               pin servers and wrk to separate CPUs (PIN=0: let the kernel place)
+#          CARGO_PROFILE=release   e.g. `dist` for the LTO build (target/dist/outrider)
+#          SKIP_BUILD=1        use the existing binary as is
+#          OUTRIDER_EXTRA_TOML text appended to Outrider's config
+#          KEEP_TMP=1          keep the temp dir (configs, logs, wrk output) for inspection
+#
+# Everything listens on 127.0.0.1 only; every load run is bounded by wrk's -d.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEMPLATES=$ROOT/benches/load
+
+QUICK=${QUICK:-0}
+BODY=${BODY:-1k}
+if [[ $QUICK == 1 ]]; then
+    DURATION=${DURATION:-2s}
+    WARMUP=${WARMUP:-1s}
+else
+    DURATION=${DURATION:-10s}
+    WARMUP=${WARMUP:-3s}
+fi
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-1}
+PIN=${PIN:-1}
+CARGO_PROFILE=${CARGO_PROFILE:-release}
+READY_TIMEOUT=${READY_TIMEOUT:-15} # seconds each server gets to come up
+
+case $BODY in
+    1k) BODY_BYTES=1024 ;;
+    100k) BODY_BYTES=102400 ;;
+    *) echo "BODY must be 1k or 100k, not '$BODY'" >&2; exit 2 ;;
+esac
+BODY_PATH=/$BODY.txt
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'load.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------------
+
+ensure_tools() {
+    local missing=()
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v taskset >/dev/null || missing+=(util-linux)
+    ((${#missing[@]} == 0)) && return
+    log "installing ${missing[*]}"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    # nginx-light is the smallest Debian nginx; fall back to plain `nginx` where it is gone.
+    if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"; then
+        missing=("${missing[@]/nginx-light/nginx}")
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+ensure_tools
+# Debian keeps nginx in /usr/sbin, which a non-root PATH may lack.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "cargo build --profile $CARGO_PROFILE (may wait on another cargo's lock)"
+    (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --bin outrider)
+fi
+OUTRIDER=$ROOT/target/$CARGO_PROFILE/outrider
+[[ -x $OUTRIDER ]] || die "no binary at $OUTRIDER"
+
+# --- process bookkeeping and cleanup -------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/outrider-load.XXXXXX")
+PIDS=() # every server we started, killed on exit
+
+# Children of a pid (nginx's workers), from /proc so that procps isn't needed.
+children_of() {
+    local parent=$1 stat f rest
+    for f in /proc/[0-9]*/stat; do
+        stat=$(<"$f") 2>/dev/null || continue
+        rest=${stat##*) } # fields after "pid (comm) ": state ppid ...
+        read -r _ ppid _ <<<"$rest"
+        [[ $ppid == "$parent" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
+    done
+    return 0
+}
+
+cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Give them 5 s to exit (nginx's master takes its workers down), then force.
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            for child in $(children_of "$pid"); do kill -KILL "$child" 2>/dev/null || true; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
+        log "temp dir kept: $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- CPU placement -------------------------------------------------------------------------
+# With PIN=1 on a machine with 2+ CPUs, the server under test gets a CPU of its own (SERVER_CPU)
+# and wrk gets the other (LOAD_CPU). For the proxies, the backend nginx shares LOAD_CPU with
+# wrk: it is the same backend for both proxies, so that handicap is identical, and the proxy's
+# req/s then reflects one proxy core rather than a three-way fight for two cores. For the
+# direct run the backend moves to SERVER_CPU. Without pinning the kernel migrates the three busy
+# processes between the two cores and run-to-run spread is noticeably larger.
+read -r -a CPUS <<<"$(taskset -cp $$ | sed 's/.*: //' | tr ',' ' ')"
+if [[ $PIN == 1 ]] && ((${#CPUS[@]} >= 2)) && [[ ${CPUS[0]} =~ ^[0-9]+$ && ${CPUS[1]} =~ ^[0-9]+$ ]]; then
+    SERVER_CPU=${CPUS[0]}
+    LOAD_CPU=${CPUS[1]}
+else
+    PIN=0
+fi
+
+# Move a process and, for nginx, its workers onto one CPU.
+pin() {
+    local pid=$1 cpu=$2 p
+    [[ $PIN == 1 ]] || return 0
+    for p in "$pid" $(children_of "$pid"); do
+        taskset -a -cp "$cpu" "$p" >/dev/null
+    done
+}
+
+on_load_cpu() {
+    if [[ $PIN == 1 ]]; then taskset -c "$LOAD_CPU" "$@"; else "$@"; fi
+}
+
+# --- ports ---------------------------------------------------------------------------------
+
+# A port nobody listens on (from /proc/net/tcp*, no extra tools) and that we haven't handed out.
+# Racy in principle; a clash makes the server fail to bind, which the readiness wait reports.
+TAKEN=" "
+free_port() {
+    local port hex
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ $TAKEN == *" $port "* ]] && continue
+        printf -v hex ':%04X ' "$port"
+        # Local address is field 2 ("0100007F:1F90"); state 0A = LISTEN.
+        if ! awk -v p="$hex" '$4 == "0A" && index($2 " ", p)' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q .; then
+            TAKEN+="$port "
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# Fill @NAME@ placeholders in a template: render TEMPLATE OUT NAME=value...
+render() {
+    local template=$1 out=$2 kv script=()
+    shift 2
+    for kv in "$@"; do
+        script+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+    done
+    sed "${script[@]}" "$template" >"$out"
+}
+
+# Poll URL until it answers 2xx, while PID stays alive; fail with LOGFILE's tail otherwise.
+wait_ready() {
+    local name=$1 url=$2 pid=$3 logfile=$4 deadline=$((SECONDS + READY_TIMEOUT))
+    until curl -sf -o /dev/null --max-time 1 "$url"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$logfile" >&2 || true
+            die "$name exited during startup (log: $logfile)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$logfile" >&2 || true
+            die "$name not ready at $url within ${READY_TIMEOUT}s"
+        fi
+        sleep 0.05
+    done
+}
+
+# --- servers -------------------------------------------------------------------------------
+
+# Static files: exactly BODY_BYTES of printable text each.
+mkdir -p "$TMP/www"
+head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k.txt"
+head -c 102400 /dev/zero | tr '\0' 'b' >"$TMP/www/100k.txt"
+# The directory must be traversable by nginx workers if they run as another user.
+chmod 755 "$TMP" "$TMP/www"
+chmod 644 "$TMP"/www/*
+
+# As root, nginx's workers would drop to `nobody`; keep them root instead, so that the temp
+# dirs nginx creates for itself stay writable. As a normal user the directive would only warn.
+NGINX_USER=""
+((EUID == 0)) && NGINX_USER="user root;"
+
+BACKEND_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+OUTRIDER_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+
+start_nginx() { # name conf -> sets LAST_PID
+    local name=$1 conf=$2
+    # -e: the error log before the config is read, else nginx opens /var/log/nginx/error.log.
+    "$NGINX" -p "$TMP" -c "$conf" -e "$TMP/$name.error.log" >"$TMP/$name.out" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+render "$TEMPLATES/backend.nginx.conf" "$TMP/backend.conf" \
+    DIR="$TMP" PORT="$BACKEND_PORT" USER="$NGINX_USER"
+start_nginx backend "$TMP/backend.conf"
+BACKEND_PID=$LAST_PID
+wait_ready backend "http://127.0.0.1:$BACKEND_PORT$BODY_PATH" "$BACKEND_PID" "$TMP/backend.error.log"
+
+render "$TEMPLATES/proxy.nginx.conf" "$TMP/proxy.conf" \
+    DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" USER="$NGINX_USER"
+start_nginx proxy "$TMP/proxy.conf"
+PROXY_PID=$LAST_PID
+wait_ready nginx-proxy "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/proxy.error.log"
+
+render "$TEMPLATES/outrider.toml" "$TMP/outrider.toml" \
+    PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$BACKEND_PORT"
+[[ -n ${OUTRIDER_EXTRA_TOML:-} ]] && printf '\n%s\n' "$OUTRIDER_EXTRA_TOML" >>"$TMP/outrider.toml"
+"$OUTRIDER" --config "$TMP/outrider.toml" >"$TMP/outrider.log" 2>&1 &
+OUTRIDER_PID=$!
+PIDS+=("$OUTRIDER_PID")
+wait_ready outrider "http://127.0.0.1:$ADMIN_PORT/readyz" "$OUTRIDER_PID" "$TMP/outrider.log"
+
+# The proxies keep their CPU for the whole run; the backend moves (see "CPU placement").
+pin "$PROXY_PID" "${SERVER_CPU:-}"
+pin "$OUTRIDER_PID" "${SERVER_CPU:-}"
+
+declare -A URL=(
+    [direct]="http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
+    [nginx-proxy]="http://127.0.0.1:$PROXY_PORT$BODY_PATH"
+    [outrider]="http://127.0.0.1:$OUTRIDER_PORT$BODY_PATH"
+)
+declare -A MEASURED_PID=([direct]=$BACKEND_PID [nginx-proxy]=$PROXY_PID [outrider]=$OUTRIDER_PID)
+CONTENDERS=(direct nginx-proxy outrider)
+
+# Each contender must answer 200 with the whole body before it is worth measuring.
+for c in "${CONTENDERS[@]}"; do
+    read -r code size < <(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}\n' "${URL[$c]}" || echo "000 0")
+    [[ $code == 200 && $size == "$BODY_BYTES" ]] ||
+        die "$c (${URL[$c]}) answered HTTP $code with $size bytes, expected 200 with $BODY_BYTES"
+done
+log "all contenders answer 200 with $BODY_BYTES bytes; outrider $("$OUTRIDER" --version 2>/dev/null || true)"
+
+# --- measuring -----------------------------------------------------------------------------
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# utime+stime in clock ticks of a process and its direct children (nginx master + worker;
+# for Outrider, /proc/PID/stat already sums all its threads).
+cpu_ticks() {
+    local total=0 p stat rest fields
+    for p in "$1" $(children_of "$1"); do
+        stat=$(<"/proc/$p/stat") 2>/dev/null || continue
+        rest=${stat##*) }
+        read -r -a fields <<<"$rest"
+        # After "pid (comm) ", utime and stime are the 12th and 13th fields (0-based 11, 12).
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+# wrk prints latency as e.g. 812.00us, 1.23ms, 2.01s, 1.50m; print it in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else if (v ~ /s$/) f = 1000;
+        else if (v ~ /m$/) f = 60000; else if (v ~ /h$/) f = 3600000; else { print "nan"; exit }
+        sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'
+}
+
+run_wrk() { # url duration outfile
+    on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency "$2" >"$3" 2>&1 ||
+        { cat "$3" >&2; die "wrk failed against $2"; }
+}
+
+declare -A RPS P50 P99 CPU_US # keyed "contender round"
+ERRORS=0
+
+measure() { # contender round
+    local c=$1 r=$2 out="$TMP/wrk-$1-$2.txt" before after requests
+    if [[ $c == direct ]]; then pin "$BACKEND_PID" "${SERVER_CPU:-}"; else pin "$BACKEND_PID" "${LOAD_CPU:-}"; fi
+    run_wrk "$WARMUP" "${URL[$c]}" "$TMP/warmup-$c-$r.txt"
+    before=$(cpu_ticks "${MEASURED_PID[$c]}")
+    run_wrk "$DURATION" "${URL[$c]}" "$out"
+    after=$(cpu_ticks "${MEASURED_PID[$c]}")
+
+    RPS[$c $r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    P50[$c $r]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99[$c $r]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    requests=$(awk '/requests in/ {print $1}' "$out")
+    [[ -n ${RPS[$c $r]} && -n $requests ]] || { cat "$out" >&2; die "could not parse wrk output for $c"; }
+    CPU_US[$c $r]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "nan" }')
+
+    # wrk only reports these lines when something went wrong.
+    if grep -qE '^ *(Socket errors|Non-2xx or 3xx responses)' "$out"; then
+        ERRORS=1
+        printf '!! %s (round %s): %s\n' "$c" "$r" "$(grep -E '^ *(Socket errors|Non-2xx)' "$out" | sed 's/^ *//' | paste -sd ';' -)" >&2
+    fi
+}
+
+log "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP), body $BODY," \
+    "$ROUNDS round(s), pinning $([[ $PIN == 1 ]] && echo "servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU" || echo off)"
+for ((r = 1; r <= ROUNDS; r++)); do
+    for c in "${CONTENDERS[@]}"; do
+        log "round $r: $c"
+        measure "$c" "$r"
+    done
+done
+
+# --- report --------------------------------------------------------------------------------
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+
+echo
+printf '%-16s %10s %10s %10s %14s\n' contender req/s 'p50(ms)' 'p99(ms)' 'cpu(us/req)'
+declare -A MED_RPS MED_P99 MED_CPU
+for c in "${CONTENDERS[@]}"; do
+    rps=() p99=() cpu=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        label=$c
+        ((ROUNDS > 1)) && label="$c #$r"
+        printf '%-16s %10s %10s %10s %14s\n' "$label" "${RPS[$c $r]}" "${P50[$c $r]}" "${P99[$c $r]}" "${CPU_US[$c $r]}"
+        rps+=("${RPS[$c $r]}") p99+=("${P99[$c $r]}") cpu+=("${CPU_US[$c $r]}")
+    done
+    MED_RPS[$c]=$(median "${rps[@]}")
+    MED_P99[$c]=$(median "${p99[@]}")
+    MED_CPU[$c]=$(median "${cpu[@]}")
+done
+((ROUNDS > 1)) && echo "(ratios use the median of $ROUNDS rounds)"
+echo "ratios: outrider/nginx req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[nginx-proxy]}")" \
+    " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[nginx-proxy]}")" \
+    " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")" \
+    "; outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+echo "cpu(us/req): CPU time (user+sys) of the process serving that row: the backend nginx for" \
+    "'direct', the proxy for the others (${CLK_TCK} Hz ticks)."
+
+if ((ERRORS)); then
+    KEEP_TMP=1
+    die "wrk reported socket errors or non-2xx responses (see above; raw output in $TMP)"
+fi
