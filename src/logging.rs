@@ -4,12 +4,19 @@ use std::io::Write;
 
 use crate::config::policy::{LogFormat, LogPolicy};
 
-/// Installs the logger. `RUST_LOG`, when set, overrides `[log] level`.
+/// Installs the logger. `RUST_LOG`, when set, overrides `[log] level` (then also on reload).
 pub fn init(policy: &LogPolicy) {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(policy.level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+    let rust_log = std::env::var("RUST_LOG").ok();
+    match &rust_log {
+        Some(spec) => {
+            builder.parse_filters(spec);
+        }
+        // The logger lets everything through and the global max level does the filtering, so
+        // that a reload can change the level (`set_level`).
+        None => {
+            builder.filter_level(log::LevelFilter::Trace);
+        }
     }
     if policy.format == LogFormat::Json {
         builder.format(|buf, record| {
@@ -24,4 +31,14 @@ pub fn init(policy: &LogPolicy) {
     }
     // A second init (tests, demo) keeps the first logger; that is fine.
     let _ = builder.try_init();
+    if rust_log.is_none() {
+        log::set_max_level(policy.level);
+    }
+}
+
+/// Applies `[log] level` from a reloaded policy, unless `RUST_LOG` pins the filters.
+pub fn set_level(level: log::LevelFilter) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(level);
+    }
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use outrider::config::{self, ConfigError, Policy};
+use std::sync::Arc;
+
+use outrider::config::{self, ConfigError};
 use outrider::server::{self, Launch};
 use outrider::state::Shared;
 use outrider::{demo, logging};
@@ -73,9 +75,9 @@ fn print_errors(errors: &[ConfigError]) {
 
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
-        Ok(policy) => {
+        Ok(loaded) => {
             println!("{}: ok", path.display());
-            print!("{}", policy.summary());
+            print!("{}", loaded.policy.summary());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -86,31 +88,33 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn run(path: &Path, upgrade: bool) -> ExitCode {
-    let policy = match config::load(path) {
-        Ok(policy) => policy,
-        Err(errors) => {
-            print_errors(&errors);
-            return ExitCode::FAILURE;
-        }
-    };
-    serve(policy, Some(path.to_path_buf()), upgrade, None)
-}
-
-fn run_demo(flag: Option<PathBuf>) -> ExitCode {
-    let path = flag.unwrap_or_else(|| PathBuf::from(DEMO_CONFIG));
-    // From a checkout the file is used (edit it and rerun); anywhere else, the embedded copy.
-    let loaded = if path.exists() {
-        config::load(&path).map(|p| (p, Some(path.clone())))
-    } else {
-        config::compile(demo::DEMO_TOML, "conf/demo.toml (embedded)").map(|p| (p, None))
-    };
-    let (policy, source) = match loaded {
+    let loaded = match config::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             print_errors(&errors);
             return ExitCode::FAILURE;
         }
     };
+    let shared = Shared::with_source(loaded.policy, Some(path.to_path_buf()), loaded.sha256);
+    serve(shared, upgrade, None)
+}
+
+fn run_demo(flag: Option<PathBuf>) -> ExitCode {
+    let path = flag.unwrap_or_else(|| PathBuf::from(DEMO_CONFIG));
+    // From a checkout the file is used (edit it and rerun); anywhere else, the embedded copy.
+    let loaded = if path.exists() {
+        config::load(&path).map(|l| Shared::with_source(l.policy, Some(path.clone()), l.sha256))
+    } else {
+        config::compile(demo::DEMO_TOML, "conf/demo.toml (embedded)").map(|p| Shared::new(p, None))
+    };
+    let shared = match loaded {
+        Ok(shared) => shared,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let policy = shared.policy();
     let Some(backend) = policy
         .upstreams
         .first()
@@ -135,15 +139,15 @@ fn run_demo(flag: Option<PathBuf>) -> ExitCode {
              Stop with Ctrl-C (drains in-flight requests first).\n"
         );
     }
-    serve(policy, source, false, Some(backend))
+    serve(shared, false, Some(backend))
 }
 
 fn serve(
-    policy: Policy,
-    source: Option<PathBuf>,
+    shared: Arc<Shared>,
     upgrade: bool,
     demo_backend: Option<std::net::SocketAddr>,
 ) -> ExitCode {
+    let policy = shared.policy();
     logging::init(&policy.log);
     if !upgrade {
         let mut addrs = policy.server.listen.clone();
@@ -154,7 +158,6 @@ fn serve(
             return ExitCode::FAILURE;
         }
     }
-    let shared = Shared::new(policy, source);
     let mut pingora = server::build(
         &shared,
         Launch {

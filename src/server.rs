@@ -73,6 +73,10 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
     server.add_service(admin);
 
     server.add_service(background_service(
+        "outrider reloader",
+        Reloader(shared.clone()),
+    ));
+    server.add_service(background_service(
         "outrider lifecycle",
         Lifecycle {
             shared: shared.clone(),
@@ -123,6 +127,28 @@ impl ShutdownSignalWatch for UnixSignals {
     }
 }
 
+async fn wait_for_shutdown(shutdown: &mut ShutdownWatch) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Hot reload (file watch, SIGHUP) for the life of the server. It also owns SIGHUP, whose
+/// default action would kill the process, from the moment the services start.
+struct Reloader(Arc<Shared>);
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        crate::config::reload::watch(self.0.clone(), async move {
+            wait_for_shutdown(&mut shutdown).await
+        })
+        .await;
+    }
+}
+
 /// Marks the process as draining when shutdown starts (readiness turns 503) and, in the real
 /// binary, exits once no request is in flight: Pingora itself would sleep the full
 /// `grace_period` even when nothing is left to drain. A second SIGINT or SIGTERM exits at once.
@@ -134,18 +160,7 @@ struct Lifecycle {
 #[async_trait]
 impl BackgroundService for Lifecycle {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Ignore SIGHUP from the first moment: its default action kills the process.
-        let mut hangup = signal(SignalKind::hangup()).ok();
-        loop {
-            tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() { break; }
-                }
-                Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    info!("SIGHUP received");
-                }
-            }
-        }
+        wait_for_shutdown(&mut shutdown).await;
         self.shared.start_draining();
         let grace = self.shared.policy().server.grace_period;
         info!(

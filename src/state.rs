@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use crate::config::reload::{ReloadStatus, Startup};
 use crate::config::Policy;
+use crate::metrics::Metrics;
 
 pub struct Shared {
     policy: ArcSwap<Policy>,
@@ -18,18 +20,47 @@ pub struct Shared {
     pub started: Instant,
     draining: AtomicBool,
     inflight: AtomicUsize,
+    pub metrics: Metrics,
+    /// Settings Pingora read at startup; a reload cannot change them.
+    pub startup: Startup,
+    reload: std::sync::Mutex<ReloadStatus>,
 }
 
 impl Shared {
+    /// State for a policy compiled from memory (tests, the embedded demo policy).
     pub fn new(policy: Policy, config_path: Option<PathBuf>) -> Arc<Self> {
+        Shared::with_source(policy, config_path, String::new())
+    }
+
+    /// State for a policy loaded from `config_path`, whose bytes hash to `source_sha256`.
+    pub fn with_source(
+        policy: Policy,
+        config_path: Option<PathBuf>,
+        source_sha256: String,
+    ) -> Arc<Self> {
         Arc::new(Shared {
+            startup: Startup::of(&policy),
             policy: ArcSwap::from_pointee(policy),
             config_path,
             started_at: SystemTime::now(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
+            metrics: Metrics::new(),
+            reload: std::sync::Mutex::new(ReloadStatus::initial(source_sha256)),
         })
+    }
+
+    /// The reload history, locked: reloads hold it for their whole run, which serializes them.
+    pub fn reload_status_lock(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        // A panic while holding it cannot leave the status half-written in a harmful way.
+        self.reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload_status_lock().clone()
     }
 
     /// The current snapshot. A request calls this once and keeps the `Arc` to its end.

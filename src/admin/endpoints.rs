@@ -7,6 +7,7 @@ use http::{Method, Response, StatusCode};
 use serde_json::json;
 
 use super::{json, text, AdminRequest, Endpoint};
+use crate::config::reload::{ReloadOutcome, Trigger};
 use crate::state::Shared;
 
 pub static ENDPOINTS: &[Endpoint] = &[
@@ -21,6 +22,24 @@ pub static ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         mutating: false,
         handler: readyz,
+    },
+    Endpoint {
+        path: "/metrics",
+        method: Method::GET,
+        mutating: false,
+        handler: metrics,
+    },
+    Endpoint {
+        path: "/config",
+        method: Method::GET,
+        mutating: false,
+        handler: config,
+    },
+    Endpoint {
+        path: "/reload",
+        method: Method::POST,
+        mutating: true,
+        handler: reload,
     },
 ];
 
@@ -66,4 +85,69 @@ fn accepts(addr: SocketAddr) -> bool {
         });
     }
     TcpStream::connect_timeout(&target, Duration::from_millis(250)).is_ok()
+}
+
+/// The Prometheus text exposition of every family.
+fn metrics(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    let mut resp = Response::new(shared.metrics.encode());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    let len = resp.body().len();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, len.into());
+    resp
+}
+
+/// The running policy (secrets redacted) and its reload history.
+fn config(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    let status = shared.reload_status();
+    let policy = shared.policy();
+    let mut policy_json = serde_json::to_value(&*policy).unwrap_or(serde_json::Value::Null);
+    if let Some(admin) = policy_json.get_mut("admin").and_then(|a| a.as_object_mut()) {
+        let token = if policy.admin.token.is_some() {
+            "<redacted>"
+        } else {
+            ""
+        };
+        admin.insert("token".into(), json!(token));
+    }
+    json(
+        StatusCode::OK,
+        &json!({
+            "generation": status.generation,
+            "source": shared.config_path.as_ref().map(|p| p.display().to_string()),
+            "source_sha256": status.source_sha256,
+            "loaded_at": humantime::format_rfc3339_millis(status.loaded_at).to_string(),
+            "last_error": status.last_error,
+            "pending_restart": status.pending_restart,
+            "policy": policy_json,
+        }),
+    )
+}
+
+/// Reloads the conf file now: 200 with the new generation, or 422 with every error.
+fn reload(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    match crate::config::reload::reload(shared, Trigger::Admin) {
+        ReloadOutcome::Applied {
+            generation,
+            pending_restart,
+        } => json(
+            StatusCode::OK,
+            &json!({"result": "applied", "generation": generation, "pending_restart": pending_restart}),
+        ),
+        ReloadOutcome::Unchanged => json(
+            StatusCode::OK,
+            &json!({"result": "unchanged", "generation": shared.reload_status().generation}),
+        ),
+        ReloadOutcome::Failed(errors) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({
+                "result": "rejected",
+                "generation": shared.reload_status().generation,
+                "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            }),
+        ),
+    }
 }

@@ -380,19 +380,22 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
 /// stable service name.
 fn resolve_endpoint(ep: &str) -> Result<SocketAddr, String> {
     let ep = ep.trim();
+    let bad_port =
+        || format!("invalid endpoint {ep:?}: expected \"host:port\" with a port 1-65535");
     if let Ok(addr) = ep.parse::<SocketAddr>() {
-        return Ok(addr);
+        // Port 0 is refused for IP endpoints as it is for named ones: nothing can connect to it.
+        return if addr.port() == 0 {
+            Err(bad_port())
+        } else {
+            Ok(addr)
+        };
     }
     let Some((host, port)) = ep.rsplit_once(':') else {
         return Err(format!("invalid endpoint {ep:?}: expected \"host:port\""));
     };
     let port = match port.parse::<u16>() {
         Ok(port) if !host.is_empty() && port != 0 => port,
-        _ => {
-            return Err(format!(
-                "invalid endpoint {ep:?}: expected \"host:port\" with a port 1-65535"
-            ))
-        }
+        _ => return Err(bad_port()),
     };
     match (host, port).to_socket_addrs() {
         Ok(mut addrs) => addrs

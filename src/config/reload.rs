@@ -1,0 +1,315 @@
+//! Hot reload: read → parse → validate → compile → swap, from three triggers that share one code
+//! path (file change, SIGHUP, `POST /reload`).
+//!
+//! Any failure leaves the running policy untouched and is kept for `GET /config`. Settings that
+//! Pingora reads once at startup (listeners, threads, grace period, log format) cannot change
+//! live: a new value is reported as "needs restart" while the rest of the file still applies,
+//! and the running policy keeps showing the values actually in effect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use log::{error, info, warn};
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{compile, ConfigError, Policy};
+use crate::state::Shared;
+
+/// What asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The file changed on disk (watch or poll). Skipped when the content did not change.
+    File,
+    /// SIGHUP. Always recompiles.
+    Signal,
+    /// `POST /reload`. Always recompiles.
+    Admin,
+}
+
+/// The reload history that `GET /config` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadStatus {
+    pub generation: u64,
+    pub source_sha256: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub loaded_at: SystemTime,
+    pub last_error: Option<ReloadFailure>,
+    /// Changed settings that only a restart applies, as `key: running → in file`.
+    pub pending_restart: Vec<String>,
+    /// Hash of the last content tried, so that an unchanged bad file is reported once.
+    #[serde(skip)]
+    last_attempt_sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadFailure {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    pub trigger: Trigger,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    Applied {
+        generation: u64,
+        pending_restart: Vec<String>,
+    },
+    Unchanged,
+    Failed(Vec<ConfigError>),
+}
+
+/// The settings fixed at startup, to tell what a reload cannot apply.
+#[derive(Clone, Debug)]
+pub struct Startup {
+    policy_server: super::policy::ServerPolicy,
+    admin_listen: std::net::SocketAddr,
+    log_format: super::policy::LogFormat,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+// === impl ReloadStatus ===
+
+impl ReloadStatus {
+    pub fn initial(source_sha256: String) -> ReloadStatus {
+        ReloadStatus {
+            generation: 1,
+            last_attempt_sha256: Some(source_sha256.clone()),
+            source_sha256,
+            loaded_at: SystemTime::now(),
+            last_error: None,
+            pending_restart: Vec::new(),
+        }
+    }
+}
+
+// === impl Startup ===
+
+impl Startup {
+    pub fn of(policy: &Policy) -> Startup {
+        Startup {
+            policy_server: policy.server.clone(),
+            admin_listen: policy.admin.listen,
+            log_format: policy.log.format,
+        }
+    }
+
+    /// Reports what `new` changes that needs a restart, and puts the running values back into
+    /// `new` so that the snapshot describes what is really in effect.
+    fn pin(&self, new: &mut Policy) -> Vec<String> {
+        let mut pending = Vec::new();
+        let running = &self.policy_server;
+        if new.server.listen != running.listen {
+            pending.push(format!(
+                "server.listen: {:?} → {:?}",
+                running.listen, new.server.listen
+            ));
+            new.server.listen = running.listen.clone();
+        }
+        if new.server.threads != running.threads {
+            pending.push(format!(
+                "server.threads: {} → {}",
+                running.threads, new.server.threads
+            ));
+            new.server.threads = running.threads;
+        }
+        if new.server.grace_period != running.grace_period {
+            pending.push(format!(
+                "server.grace_period: {} → {}",
+                humantime::format_duration(running.grace_period),
+                humantime::format_duration(new.server.grace_period)
+            ));
+            new.server.grace_period = running.grace_period;
+        }
+        if new.admin.listen != self.admin_listen {
+            pending.push(format!(
+                "admin.listen: {} → {}",
+                self.admin_listen, new.admin.listen
+            ));
+            new.admin.listen = self.admin_listen;
+        }
+        if new.log.format != self.log_format {
+            pending.push(
+                format!("log.format: {:?} → {:?}", self.log_format, new.log.format).to_lowercase(),
+            );
+            new.log.format = self.log_format;
+        }
+        for p in &pending {
+            warn!("reload: {p} needs a restart to apply; the rest of the policy is applied");
+        }
+        pending
+    }
+}
+
+/// Runs the reload pipeline once. Reloads are serialized, so generations never interleave.
+pub fn reload(shared: &Shared, trigger: Trigger) -> ReloadOutcome {
+    let mut status = shared.reload_status_lock();
+    let Some(path) = shared.config_path.as_deref() else {
+        let err = ConfigError {
+            file: "-".into(),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message: "this policy was not loaded from a file; there is nothing to reload".into(),
+        };
+        return ReloadOutcome::Failed(vec![err]);
+    };
+    let file = path.display().to_string();
+    let (text, sha) = match std::fs::read(path) {
+        Ok(bytes) => {
+            let sha = sha256_hex(&bytes);
+            (
+                String::from_utf8(bytes).map_err(|_| "the file is not UTF-8".to_string()),
+                sha,
+            )
+        }
+        Err(e) => (Err(format!("cannot read: {e}")), "unreadable".to_string()),
+    };
+    if trigger == Trigger::File && status.last_attempt_sha256.as_deref() == Some(sha.as_str()) {
+        return ReloadOutcome::Unchanged;
+    }
+    status.last_attempt_sha256 = Some(sha.clone());
+
+    let compiled = text
+        .map_err(|message| {
+            vec![ConfigError {
+                file: file.clone(),
+                line: 1,
+                column: 1,
+                key: String::new(),
+                message,
+            }]
+        })
+        .and_then(|text| compile(&text, &file));
+    let metrics = &shared.metrics.config;
+    match compiled {
+        Err(errors) => {
+            for e in &errors {
+                error!("reload ({trigger:?}) rejected, running policy kept: {e}");
+            }
+            status.last_error = Some(ReloadFailure {
+                at: SystemTime::now(),
+                trigger,
+                errors: errors.iter().map(|e| e.to_string()).collect(),
+            });
+            metrics.reload_failure.inc();
+            metrics.last_reload_successful.set(0);
+            ReloadOutcome::Failed(errors)
+        }
+        Ok(mut policy) => {
+            let pending_restart = shared.startup.pin(&mut policy);
+            crate::logging::set_level(policy.log.level);
+            shared.store_policy(policy);
+            status.generation += 1;
+            status.source_sha256 = sha;
+            status.loaded_at = SystemTime::now();
+            status.last_error = None;
+            status.pending_restart = pending_restart.clone();
+            metrics.reload_success.inc();
+            metrics.last_reload_successful.set(1);
+            metrics.generation.set(status.generation as i64);
+            info!(
+                "policy generation {} applied ({trigger:?})",
+                status.generation
+            );
+            ReloadOutcome::Applied {
+                generation: status.generation,
+                pending_restart,
+            }
+        }
+    }
+}
+
+/// How long a burst of file events must be quiet before reloading: editors and ConfigMap
+/// updates touch several files in a row.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A safety net under the watcher: inotify can miss a change when the watched directory
+/// itself is replaced. Hashing a small file every two seconds costs nothing.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The directories to watch: the file's own, and its symlink target's (a ConfigMap mounts the
+/// file as a link into a `..data` directory that is swapped atomically).
+fn watch_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let parent = |p: &Path| match p.parent() {
+        Some(d) if d.as_os_str().is_empty() => PathBuf::from("."),
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    dirs.push(parent(path));
+    if let Ok(real) = std::fs::canonicalize(path) {
+        let d = parent(&real);
+        if !dirs.contains(&d) && std::fs::canonicalize(&dirs[0]).ok().as_ref() != Some(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// Watches the conf file and SIGHUP until `shutdown` resolves, reloading on each.
+pub async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    if hangup.is_none() {
+        warn!("cannot install the SIGHUP handler; reload with POST /reload or by editing the file");
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    // Kept alive for the loop's lifetime; dropping it stops the watch.
+    let _watcher = shared.config_path.as_deref().and_then(|path| {
+        let tx = tx.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    // A full channel already holds a pending wake-up; that is all we need.
+                    let _ = tx.try_send(());
+                }
+            })
+            .map_err(|e| warn!("file watch unavailable ({e}); polling every {POLL:?}"))
+            .ok()?;
+        for dir in watch_dirs(path) {
+            if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                warn!(
+                    "cannot watch {} ({e}); polling every {POLL:?}",
+                    dir.display()
+                );
+            }
+        }
+        Some(watcher)
+    });
+    let has_file = shared.config_path.is_some();
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = rx.recv() => {
+                // Debounce: wait until events stop for DEBOUNCE.
+                while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
+                reload(&shared, Trigger::File);
+            }
+            _ = poll.tick(), if has_file => {
+                reload(&shared, Trigger::File);
+            }
+            Some(_) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                info!("SIGHUP: reloading {}", shared.config_path.as_deref().map_or("-".into(), |p| p.display().to_string()));
+                reload(&shared, Trigger::Signal);
+            }
+        }
+    }
+}
