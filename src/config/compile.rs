@@ -11,7 +11,7 @@ use std::sync::Arc;
 use http::Method;
 use regex::Regex;
 
-use super::diagnostics::{deserialize_all, path_string, span_of, ConfigError, Seg, Source};
+use super::diagnostics::{deserialize_all, locate, ConfigError, Seg, Source};
 use super::policy::*;
 use super::schema;
 
@@ -38,21 +38,12 @@ fn at(base: &[Seg], rest: &[&str]) -> Vec<Seg> {
 /// Compiles conf text into a policy. `file` names the source in error messages.
 pub fn compile(text: &str, file: &str) -> Result<Policy, Vec<ConfigError>> {
     let src = Source::new(file, text);
-    let (doc, tree): (schema::File, _) = deserialize_all(&src)?;
+    let doc: schema::File = deserialize_all(&src)?;
     let mut problems = Problems::default();
-    let policy = build(doc, &mut problems);
-    if problems.0.is_empty() {
-        if let Some(policy) = policy {
-            return Ok(policy);
-        }
+    match build(doc, &mut problems) {
+        Some(policy) if problems.0.is_empty() => Ok(policy),
+        _ => Err(locate(&src, problems.0)),
     }
-    let mut errors: Vec<ConfigError> = problems
-        .0
-        .into_iter()
-        .map(|(path, msg)| src.error(span_of(&tree, &path), path_string(&path), msg))
-        .collect();
-    errors.sort_by_key(|e| (e.line, e.column));
-    Err(errors)
 }
 
 fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {

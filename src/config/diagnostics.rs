@@ -105,11 +105,12 @@ impl<'a> Source<'a> {
 
 /// Parses and deserializes `text`, collecting every syntax and schema error.
 ///
-/// On success also returns the spanned tree, so that later semantic checks can locate the keys
-/// they complain about with [`span_of`].
-pub fn deserialize_all<'a, T: DeserializeOwned>(
-    src: &Source<'a>,
-) -> Result<(T, Spanned<DeTable<'a>>), Vec<ConfigError>> {
+/// The common case, a valid file, is one plain parse. Only a file with errors pays for the
+/// spanned tree and the remove-and-retry loop that finds every error.
+pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Result<T, Vec<ConfigError>> {
+    if let Ok(value) = toml::from_str::<T>(src.text) {
+        return Ok(value);
+    }
     let (root, syntax) = DeTable::parse_recoverable(src.text);
     if !syntax.is_empty() {
         // A recovered tree after a syntax error yields confusing follow-on schema errors.
@@ -123,11 +124,10 @@ pub fn deserialize_all<'a, T: DeserializeOwned>(
     }
 
     let mut errors = Vec::new();
-    let mut work = root.clone();
+    let mut work = root;
     // Each round removes one entry, so the loop ends; the cap only bounds pathological files.
     for _ in 0..256 {
         match T::deserialize(toml::de::Deserializer::from(work.clone())) {
-            Ok(value) if errors.is_empty() => return Ok((value, root)),
             Ok(_) => break,
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
@@ -142,6 +142,18 @@ pub fn deserialize_all<'a, T: DeserializeOwned>(
     errors.sort_by_key(|e| (e.line, e.column));
     errors.dedup();
     Err(errors)
+}
+
+/// Locates errors found after deserialization (a route naming a missing upstream, say) by
+/// their key paths. Parses the text again: this runs only when there are such errors.
+pub fn locate(src: &Source<'_>, problems: Vec<(Vec<Seg>, String)>) -> Vec<ConfigError> {
+    let (root, _) = DeTable::parse_recoverable(src.text);
+    let mut errors: Vec<ConfigError> = problems
+        .into_iter()
+        .map(|(path, msg)| src.error(span_of(&root, &path), path_string(&path), msg))
+        .collect();
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors
 }
 
 /// The key path of the innermost entry whose key or value span holds `span`.
