@@ -76,8 +76,11 @@ fn print_errors(errors: &[ConfigError]) {
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(loaded) => {
-            println!("{}: ok", path.display());
-            print!("{}", loaded.policy.summary());
+            // Written without println!, which panics when the reader goes away (`| head`).
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}: ok", path.display());
+            let _ = write!(out, "{}", loaded.policy.summary());
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -38,12 +38,39 @@ fn at(base: &[Seg], rest: &[&str]) -> Vec<Seg> {
 /// Compiles conf text into a policy. `file` names the source in error messages.
 pub fn compile(text: &str, file: &str) -> Result<Policy, Vec<ConfigError>> {
     let src = Source::new(file, text);
-    let doc: schema::File = deserialize_all(&src)?;
+    let found = deserialize_all::<schema::File>(&src);
+    let Some(doc) = found.value else {
+        return Err(found.errors);
+    };
     let mut problems = Problems::default();
-    match build(doc, &mut problems) {
-        Some(policy) if problems.0.is_empty() => Ok(policy),
-        _ => Err(locate(&src, problems.0)),
+    let policy = build(doc, &mut problems);
+    if found.errors.is_empty() && problems.0.is_empty() {
+        if let Some(policy) = policy {
+            return Ok(policy);
+        }
     }
+    // With schema errors, the checks above ran on the document minus the bad entries; a
+    // problem about a key that already has a schema error is a consequence of it, not news.
+    let schema_keys: Vec<&str> = found.errors.iter().map(|e| e.key.as_str()).collect();
+    let overlaps = |key: &str| {
+        schema_keys.iter().any(|k| {
+            let (short, long) = if k.len() <= key.len() {
+                (*k, key)
+            } else {
+                (key, *k)
+            };
+            long.starts_with(short)
+                && matches!(long.as_bytes().get(short.len()), None | Some(b'.' | b'['))
+        })
+    };
+    let mut errors = found.errors.clone();
+    errors.extend(
+        locate(&src, problems.0)
+            .into_iter()
+            .filter(|e| !overlaps(&e.key)),
+    );
+    errors.sort_by_key(|e| (e.line, e.column));
+    Err(errors)
 }
 
 fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
@@ -168,7 +195,7 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
     };
     if doc.routes.is_empty() && default_upstream.is_none() && upstream_names.len() > 1 {
         p.add(
-            defaults_path.clone(),
+            vec![key("upstreams")],
             "with several upstreams and no routes, set `[defaults] upstream` to say where requests go",
         );
     }

@@ -103,32 +103,56 @@ impl<'a> Source<'a> {
     }
 }
 
+/// What deserializing a whole file found.
+pub struct Deserialized<T> {
+    /// The document; with schema errors, the document with the offending entries removed, so
+    /// that checks across sections can still run. `None` after a syntax error.
+    pub value: Option<T>,
+    pub errors: Vec<ConfigError>,
+}
+
 /// Parses and deserializes `text`, collecting every syntax and schema error.
 ///
 /// The common case, a valid file, is one plain parse. Only a file with errors pays for the
 /// spanned tree and the remove-and-retry loop that finds every error.
-pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Result<T, Vec<ConfigError>> {
-    if let Ok(value) = toml::from_str::<T>(src.text) {
-        return Ok(value);
-    }
+pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Deserialized<T> {
+    let first_error = match toml::from_str::<T>(src.text) {
+        Ok(value) => {
+            return Deserialized {
+                value: Some(value),
+                errors: Vec::new(),
+            }
+        }
+        Err(e) => e,
+    };
     let (root, syntax) = DeTable::parse_recoverable(src.text);
     if !syntax.is_empty() {
         // A recovered tree after a syntax error yields confusing follow-on schema errors.
-        return Err(syntax
+        let mut errors: Vec<ConfigError> = syntax
             .iter()
             .map(|e| {
                 let span = e.span().unwrap_or(0..0);
                 src.error(span, String::new(), e.message().trim_end())
             })
-            .collect());
+            .collect();
+        // The parser reports some errors after later ones (e.g. a key's `=` before the key).
+        errors.sort_by_key(|e| (e.line, e.column));
+        return Deserialized {
+            value: None,
+            errors,
+        };
     }
 
     let mut errors = Vec::new();
+    let mut value = None;
     let mut work = root;
     // Each round removes one entry, so the loop ends; the cap only bounds pathological files.
     for _ in 0..256 {
         match T::deserialize(toml::de::Deserializer::from(work.clone())) {
-            Ok(_) => break,
+            Ok(v) => {
+                value = Some(v);
+                break;
+            }
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 let path = deepest_entry(work.get_ref(), &span);
@@ -139,9 +163,15 @@ pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Result<T, Vec<C
             }
         }
     }
+    if errors.is_empty() {
+        // The plain parse failed where the spanned one did not: report what it said.
+        let span = first_error.span().unwrap_or(0..0);
+        errors.push(src.error(span, String::new(), first_error.message().trim_end()));
+        value = None;
+    }
     errors.sort_by_key(|e| (e.line, e.column));
     errors.dedup();
-    Err(errors)
+    Deserialized { value, errors }
 }
 
 /// Locates errors found after deserialization (a route naming a missing upstream, say) by
@@ -293,10 +323,8 @@ mod tests {
 
     fn errs(text: &str) -> Vec<String> {
         let src = Source::new("f.toml", text);
-        match deserialize_all::<Doc>(&src) {
-            Ok(_) => vec![],
-            Err(e) => e.iter().map(|e| e.to_string()).collect(),
-        }
+        let found = deserialize_all::<Doc>(&src);
+        found.errors.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
