@@ -77,6 +77,10 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
         Reloader(shared.clone()),
     ));
     server.add_service(background_service(
+        "outrider stats sampler",
+        StatsSampler(shared.clone()),
+    ));
+    server.add_service(background_service(
         "outrider lifecycle",
         Lifecycle {
             shared: shared.clone(),
@@ -146,6 +150,26 @@ impl BackgroundService for Reloader {
             wait_for_shutdown(&mut shutdown).await
         })
         .await;
+    }
+}
+
+/// Feeds `/stats`: snapshots the counters every few seconds for its one-minute window.
+struct StatsSampler(Arc<Shared>);
+
+#[async_trait]
+impl BackgroundService for StatsSampler {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(crate::metrics::stats::SAMPLE_EVERY);
+        loop {
+            tokio::select! {
+                _ = wait_for_shutdown(&mut shutdown) => return,
+                _ = tick.tick() => {
+                    let active = self.0.policy();
+                    let sample = crate::metrics::stats::sample(&active.policy, &active.metrics, std::time::Instant::now());
+                    self.0.stats.push(sample);
+                }
+            }
+        }
     }
 }
 

@@ -10,10 +10,26 @@ use arc_swap::ArcSwap;
 
 use crate::config::reload::{ReloadStatus, Startup};
 use crate::config::Policy;
-use crate::metrics::Metrics;
+use crate::metrics::stats::StatsWindow;
+use crate::metrics::{Bound, Metrics};
+
+/// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
+/// so handles and policy indexes always agree.
+pub struct Active {
+    pub policy: Policy,
+    pub metrics: Bound,
+}
+
+impl std::ops::Deref for Active {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        &self.policy
+    }
+}
 
 pub struct Shared {
-    policy: ArcSwap<Policy>,
+    policy: ArcSwap<Active>,
     /// Where the policy came from (None for a policy compiled from memory, as in tests).
     pub config_path: Option<PathBuf>,
     pub started_at: SystemTime,
@@ -24,6 +40,7 @@ pub struct Shared {
     /// Settings Pingora read at startup; a reload cannot change them.
     pub startup: Startup,
     reload: std::sync::Mutex<ReloadStatus>,
+    pub stats: StatsWindow,
 }
 
 impl Shared {
@@ -38,16 +55,22 @@ impl Shared {
         config_path: Option<PathBuf>,
         source_sha256: String,
     ) -> Arc<Self> {
+        let metrics = Metrics::new();
+        let bound = metrics.bind(&policy);
         Arc::new(Shared {
             startup: Startup::of(&policy),
-            policy: ArcSwap::from_pointee(policy),
+            policy: ArcSwap::from_pointee(Active {
+                policy,
+                metrics: bound,
+            }),
             config_path,
             started_at: SystemTime::now(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
-            metrics: Metrics::new(),
+            metrics,
             reload: std::sync::Mutex::new(ReloadStatus::initial(source_sha256)),
+            stats: StatsWindow::default(),
         })
     }
 
@@ -64,12 +87,17 @@ impl Shared {
     }
 
     /// The current snapshot. A request calls this once and keeps the `Arc` to its end.
-    pub fn policy(&self) -> Arc<Policy> {
+    pub fn policy(&self) -> Arc<Active> {
         self.policy.load_full()
     }
 
+    /// Applies `policy`: resolves its metric handles (reusing the series of names that stay),
+    /// swaps it in, then stops exporting the names it dropped.
     pub fn store_policy(&self, policy: Policy) {
-        self.policy.store(Arc::new(policy));
+        let metrics = self.metrics.bind(&policy);
+        let previous = self.policy.swap(Arc::new(Active { policy, metrics }));
+        self.metrics
+            .prune(&previous.policy, &self.policy.load().policy);
     }
 
     /// Set once shutdown begins: readiness turns 503 so that load balancers stop sending.

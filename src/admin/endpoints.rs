@@ -41,7 +41,52 @@ pub static ENDPOINTS: &[Endpoint] = &[
         mutating: true,
         handler: reload,
     },
+    Endpoint {
+        path: "/stats",
+        method: Method::GET,
+        mutating: false,
+        handler: stats,
+    },
+    Endpoint {
+        path: "/cache",
+        method: Method::GET,
+        mutating: false,
+        handler: not_built_yet,
+    },
+    Endpoint {
+        path: "/cache/purge",
+        method: Method::POST,
+        mutating: true,
+        handler: not_built_yet,
+    },
+    Endpoint {
+        path: "/breakers",
+        method: Method::GET,
+        mutating: false,
+        handler: not_built_yet,
+    },
 ];
+
+/// The API's shape is fixed by DESIGN.md; endpoints whose capability has not landed say so
+/// instead of pretending with empty data.
+fn not_built_yet(_shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
+    json(
+        StatusCode::NOT_IMPLEMENTED,
+        &json!({"error": format!("{} is not available in this version of outrider", req.path)}),
+    )
+}
+
+/// Per route and upstream, over the last minute: request rate, error ratio, p50/p95/p99.
+fn stats(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    let active = shared.policy();
+    let now =
+        crate::metrics::stats::sample(&active.policy, &active.metrics, std::time::Instant::now());
+    let baseline = shared.stats.baseline();
+    json(
+        StatusCode::OK,
+        &crate::metrics::stats::report(&active.policy, &now, baseline.as_ref(), shared.started),
+    )
+}
 
 /// 200 while the process serves: liveness only, no dependency checks.
 fn healthz(_shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
@@ -104,7 +149,7 @@ fn metrics(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
 fn config(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     let status = shared.reload_status();
     let policy = shared.policy();
-    let mut policy_json = serde_json::to_value(&*policy).unwrap_or(serde_json::Value::Null);
+    let mut policy_json = serde_json::to_value(&policy.policy).unwrap_or(serde_json::Value::Null);
     if let Some(admin) = policy_json.get_mut("admin").and_then(|a| a.as_object_mut()) {
         let token = if policy.admin.token.is_some() {
             "<redacted>"

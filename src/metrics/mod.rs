@@ -5,31 +5,210 @@
 //! Families live outside the policy snapshot, so their series survive reloads; the request path
 //! holds handles resolved in advance and only does `inc`/`observe`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+mod requests;
+pub mod stats;
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::config::Policy;
+pub use requests::{method_index, StatusCounts, METHODS};
+
+/// Latency buckets from 100 µs to 30 s: a sidecar's hop is sub-millisecond, its backend's
+/// answers span milliseconds to tens of seconds.
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Outcome of one upstream attempt, the `outcome` label of `outrider_upstream_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The upstream answered with one of its `failure_statuses`.
+    HttpFailure,
+    Timeout,
+    ConnectError,
+    /// Not sent: the breaker or the concurrency limit refused it.
+    Rejected,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::HttpFailure,
+        Outcome::Timeout,
+        Outcome::ConnectError,
+        Outcome::Rejected,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::HttpFailure => "http_failure",
+            Outcome::Timeout => "timeout",
+            Outcome::ConnectError => "connect_error",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
     pub config: ConfigMetrics,
+    requests: Arc<requests::RequestsTotal>,
+    request_duration: HistogramVec,
+    upstream_requests: IntCounterVec,
+    upstream_duration: HistogramVec,
+    inflight: IntGaugeVec,
 }
 
-/// `outrider_config_*`: what hot reload did.
-pub struct ConfigMetrics {
-    pub reload_success: IntCounter,
-    pub reload_failure: IntCounter,
-    pub last_reload_successful: IntGauge,
-    pub generation: IntGauge,
+/// One route's handles, resolved when a policy is applied.
+pub struct RouteMetrics {
+    pub counts: Arc<StatusCounts>,
+    pub duration: Histogram,
+}
+
+/// One upstream's handles, resolved when a policy is applied.
+pub struct UpstreamMetrics {
+    outcomes: [IntCounter; 5],
+    pub duration: Histogram,
+    pub inflight: IntGauge,
+}
+
+impl UpstreamMetrics {
+    pub fn record(&self, outcome: Outcome) {
+        self.outcomes[outcome as usize].inc();
+    }
+
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome as usize].get()
+    }
+}
+
+/// The handles for every route and upstream of one policy, indexed like the policy's own
+/// vectors, so that the request path reaches them by index.
+pub struct Bound {
+    pub routes: Vec<RouteMetrics>,
+    pub upstreams: Vec<UpstreamMetrics>,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry =
-            Registry::new_custom(Some("outrider".into()), None).unwrap_or_else(|_| Registry::new());
+        let registry = Registry::new();
         let config = ConfigMetrics::register(&registry);
-        Metrics { registry, config }
+        let requests = Arc::new(requests::RequestsTotal::new());
+        if let Err(e) = registry.register(Box::new(SharedCollector(requests.clone()))) {
+            log::error!("metric registration failed: {e}");
+        }
+        let request_duration = register(
+            &registry,
+            histogram_vec(
+                "outrider_request_duration_seconds",
+                "Time from the request header received to the last response byte sent.",
+                "route",
+            ),
+        );
+        let upstream_requests = register(
+            &registry,
+            int_counter_vec(
+                "outrider_upstream_requests_total",
+                "Upstream attempts by outcome (ok, http_failure, timeout, connect_error, rejected).",
+                &["upstream", "outcome"],
+            ),
+        );
+        let upstream_duration = register(
+            &registry,
+            histogram_vec(
+                "outrider_upstream_duration_seconds",
+                "Time from choosing the upstream endpoint (connect included) to its response header.",
+                "upstream",
+            ),
+        );
+        let inflight = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "outrider_inflight_requests",
+                    "Requests in flight to each upstream.",
+                ),
+                &["upstream"],
+            )
+            .expect("static metric definition is valid"),
+        );
+        #[cfg(target_os = "linux")]
+        if let Err(e) = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            log::error!("process metrics unavailable: {e}");
+        }
+        Metrics {
+            registry,
+            config,
+            requests,
+            request_duration,
+            upstream_requests,
+            upstream_duration,
+            inflight,
+        }
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Resolves the handles for `policy`. Series of names that already existed are reused, so
+    /// counts carry over a reload.
+    pub fn bind(&self, policy: &Policy) -> Bound {
+        Bound {
+            routes: policy
+                .routes
+                .routes
+                .iter()
+                .map(|r| RouteMetrics {
+                    counts: self.requests.route(&r.name),
+                    duration: self.request_duration.with_label_values(&[&*r.name]),
+                })
+                .collect(),
+            upstreams: policy
+                .upstreams
+                .iter()
+                .map(|u| UpstreamMetrics {
+                    outcomes: Outcome::ALL.map(|o| {
+                        self.upstream_requests
+                            .with_label_values(&[&*u.name, o.label()])
+                    }),
+                    duration: self.upstream_duration.with_label_values(&[&*u.name]),
+                    inflight: self.inflight.with_label_values(&[&*u.name]),
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops exporting the series of routes and upstreams that `current` no longer has.
+    pub fn prune(&self, previous: &Policy, current: &Policy) {
+        for r in previous.all_routes() {
+            if current.all_routes().all(|c| c.name != r.name) {
+                let _ = self.request_duration.remove_label_values(&[&*r.name]);
+            }
+        }
+        self.requests
+            .retain(|name| current.all_routes().any(|r| &*r.name == name));
+        for u in &previous.upstreams {
+            if current.upstream(&u.name).is_none() {
+                for o in Outcome::ALL {
+                    let _ = self
+                        .upstream_requests
+                        .remove_label_values(&[&*u.name, o.label()]);
+                }
+                let _ = self.upstream_duration.remove_label_values(&[&*u.name]);
+                let _ = self.inflight.remove_label_values(&[&*u.name]);
+            }
+        }
     }
 
     /// The text exposition format (0.0.4) of every registered family.
@@ -47,6 +226,27 @@ impl Default for Metrics {
     }
 }
 
+/// Lets the registry own a handle to a collector we also keep.
+struct SharedCollector<C>(Arc<C>);
+
+impl<C: prometheus::core::Collector> prometheus::core::Collector for SharedCollector<C> {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
+    }
+}
+
+/// `outrider_config_*`: what hot reload did.
+pub struct ConfigMetrics {
+    pub reload_success: IntCounter,
+    pub reload_failure: IntCounter,
+    pub last_reload_successful: IntGauge,
+    pub generation: IntGauge,
+}
+
 /// Registers `collector`. Names are static and unique, so a failure is a programming error that
 /// the unit test below catches; it is logged rather than fatal.
 fn register<C: prometheus::core::Collector + Clone + 'static>(
@@ -57,6 +257,14 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(
         log::error!("metric registration failed: {e}");
     }
     collector
+}
+
+fn histogram_vec(name: &str, help: &str, label: &str) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        &[label],
+    )
+    .expect("static metric definition is valid")
 }
 
 // Metric definitions below are compile-time constants (names, help, label names), never input;
@@ -74,7 +282,7 @@ impl ConfigMetrics {
         let reloads = register(
             registry,
             int_counter_vec(
-                "config_reloads_total",
+                "outrider_config_reloads_total",
                 "Policy reload attempts by result.",
                 &["result"],
             ),
@@ -82,14 +290,14 @@ impl ConfigMetrics {
         let last = register(
             registry,
             int_gauge(
-                "config_last_reload_successful",
+                "outrider_config_last_reload_successful",
                 "1 if the last policy reload attempt succeeded (or none was attempted yet), else 0.",
             ),
         );
         let generation = register(
             registry,
             int_gauge(
-                "config_generation",
+                "outrider_config_generation",
                 "Generation of the running policy: 1 at start, +1 per successful reload.",
             ),
         );
@@ -107,6 +315,49 @@ impl ConfigMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_families_export_bound_routes_and_drop_removed_ones() {
+        let m = Metrics::new();
+        let a = crate::config::compile(
+            "[upstreams.u]\nendpoints=[\"127.0.0.1:1\"]\n[[routes]]\nname=\"r1\"\n[[routes]]\nname=\"r2\"\n",
+            "t",
+        )
+        .unwrap();
+        let bound = m.bind(&a);
+        bound.routes[0].counts.record(0, 200);
+        bound.routes[1].duration.observe(0.003);
+        bound.upstreams[0].record(Outcome::Timeout);
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(
+            text.contains("outrider_requests_total{method=\"GET\",route=\"r1\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outrider_request_duration_seconds_bucket{route=\"r2\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outrider_upstream_requests_total{outcome=\"timeout\",upstream=\"u\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
+
+        let b = crate::config::compile(
+            "[upstreams.u]\nendpoints=[\"127.0.0.1:1\"]\n[[routes]]\nname=\"r2\"\n",
+            "t",
+        )
+        .unwrap();
+        let again = m.bind(&b);
+        m.prune(&a, &b);
+        assert_eq!(
+            again.routes[0].duration.get_sample_count(),
+            1,
+            "r2 carries over"
+        );
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(!text.contains("route=\"r1\""), "{text}");
+    }
 
     #[test]
     fn families_register_and_encode_with_prefix() {

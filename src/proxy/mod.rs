@@ -3,12 +3,13 @@
 //! Each hook body is one step of DESIGN.md's pipeline and hands its decision to a pure module;
 //! this file only knows *where* in Pingora's order each step has to sit, and why.
 
+mod access_log;
 mod failure;
 mod hygiene;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,8 +20,8 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
 use crate::config::policy::{Route, Upstream};
-use crate::config::Policy;
-use crate::state::{InflightGuard, Shared};
+use crate::metrics::{method_index, Outcome, UpstreamMetrics};
+use crate::state::{Active, InflightGuard, Shared};
 
 pub use failure::Failure;
 
@@ -37,13 +38,27 @@ impl Outrider {
 
 /// Per-request state. The policy snapshot is loaded once, in `new_ctx`, and kept to the end.
 pub struct Ctx {
-    policy: Arc<Policy>,
+    policy: Arc<Active>,
     /// Index of the matched route in `policy`, set by `early_request_filter`.
     route: Option<usize>,
     /// Index of the chosen endpoint in the route's upstream, set by `upstream_peer`.
     endpoint: Option<usize>,
     started: Instant,
+    /// When the upstream endpoint was chosen, and how long until its response header came.
+    upstream_started: Option<Instant>,
+    upstream_elapsed: Option<Duration>,
+    /// Holds `outrider_inflight_requests{upstream}` up while the upstream leg is open.
+    upstream_inflight: Option<UpstreamInflight>,
     _inflight: InflightGuard,
+}
+
+/// Decrements the upstream's in-flight gauge when the request ends, however it ends.
+struct UpstreamInflight(prometheus::IntGauge);
+
+impl Drop for UpstreamInflight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Ctx {
@@ -53,6 +68,11 @@ impl Ctx {
 
     fn upstream(&self) -> Option<&Arc<Upstream>> {
         self.route().map(|r| self.policy.upstream_of(r))
+    }
+
+    fn upstream_metrics(&self) -> Option<&UpstreamMetrics> {
+        let route = self.route()?;
+        self.policy.metrics.upstreams.get(route.upstream)
     }
 
     fn endpoint_label(&self) -> &str {
@@ -115,6 +135,9 @@ impl ProxyHttp for Outrider {
             route: None,
             endpoint: None,
             started: Instant::now(),
+            upstream_started: None,
+            upstream_elapsed: None,
+            upstream_inflight: None,
             _inflight: self.shared.track_request(),
         }
     }
@@ -156,6 +179,13 @@ impl ProxyHttp for Outrider {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.read_timeout);
         ctx.endpoint = Some(index);
+        ctx.upstream_started = Some(Instant::now());
+        if ctx.upstream_inflight.is_none() {
+            if let Some(m) = ctx.upstream_metrics() {
+                m.inflight.inc();
+                ctx.upstream_inflight = Some(UpstreamInflight(m.inflight.clone()));
+            }
+        }
         Ok(Box::new(peer))
     }
 
@@ -169,17 +199,46 @@ impl ProxyHttp for Outrider {
         hygiene::add_forwarding_headers(upstream_request, client_ip(session), version)
     }
 
+    /// Pipeline step 5: the upstream leg's latency ends with its response header.
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started {
+            let elapsed = started.elapsed();
+            ctx.upstream_elapsed = Some(elapsed);
+            if let Some(m) = ctx.upstream_metrics() {
+                m.duration.observe(elapsed.as_secs_f64());
+            }
+        }
         hygiene::strip_response_hop_by_hop(upstream_response);
         upstream_response.append_header(
             header::VIA,
             hygiene::via_value(session.req_header().version),
         )?;
+        Ok(())
+    }
+
+    /// Runs after the upstream leg and on every response that leaves, so headers that
+    /// describe the whole exchange go here.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if ctx.route().is_some_and(|r| r.server_timing) {
+            let total = ctx.started.elapsed();
+            let upstream = ctx.upstream_elapsed.unwrap_or_default();
+            let value = format!(
+                "upstream;dur={:.3}, proxy;dur={:.3}",
+                upstream.as_secs_f64() * 1000.0,
+                total.saturating_sub(upstream).as_secs_f64() * 1000.0
+            );
+            upstream_response.append_header("server-timing", value)?;
+        }
         Ok(())
     }
 
@@ -214,25 +273,51 @@ impl ProxyHttp for Outrider {
     }
 
     /// Pipeline step 7: once per request, whatever happened (errors and local answers too).
+    /// Only atomic adds on handles resolved when the policy was applied.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        if !ctx.policy.log.access_log {
-            return;
-        }
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        info!(
-            target: "access",
-            "method={} path={:?} route={} upstream={} endpoint={} status={} duration_ms={:.3} bytes_sent={} error={}",
-            req.method,
-            req.uri.path(),
-            ctx.route().map_or("-", |r| &r.name),
-            ctx.upstream().map_or("-", |u| &u.name),
-            ctx.endpoint_label(),
-            status,
-            ctx.started.elapsed().as_secs_f64() * 1000.0,
-            session.body_bytes_sent(),
-            e.map_or("-", |e| Failure::classify(e).label()),
-        );
+        let elapsed = ctx.started.elapsed();
+        if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
+            m.counts.record(method_index(&req.method), status);
+            m.duration.observe(elapsed.as_secs_f64());
+        }
+        if ctx.endpoint.is_some() {
+            let failure = e.map(Failure::classify);
+            let outcome = match failure {
+                Some(Failure::Timeout) => Outcome::Timeout,
+                Some(Failure::ConnectFailed) => Outcome::ConnectError,
+                Some(Failure::BadResponse) => Outcome::HttpFailure,
+                _ if ctx
+                    .upstream()
+                    .is_some_and(|u| u.breaker.failure_statuses.contains(&status)) =>
+                {
+                    Outcome::HttpFailure
+                }
+                _ => Outcome::Ok,
+            };
+            if let Some(m) = ctx.upstream_metrics() {
+                m.record(outcome);
+            }
+        }
+        if ctx.policy.log.access_log {
+            access_log::write(
+                ctx.policy.log.format,
+                &access_log::Entry {
+                    ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    method: req.method.as_str(),
+                    path: req.uri.path(),
+                    route: ctx.route().map_or("-", |r| &r.name),
+                    upstream: ctx.upstream().map_or("-", |u| &u.name),
+                    endpoint: ctx.endpoint_label(),
+                    status,
+                    duration_ms: elapsed.as_secs_f64() * 1000.0,
+                    upstream_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
+                    bytes_sent: session.body_bytes_sent(),
+                    error: e.map_or("-", |e| Failure::classify(e).label()),
+                },
+            );
+        }
     }
 
     /// Our own `fail_to_proxy` line already names route, upstream and endpoint.
