@@ -94,7 +94,9 @@ fn healthz(_shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
 }
 
 /// 200 when a policy is loaded and every data-plane listener accepts connections; 503 while
-/// draining for shutdown, so that a load balancer stops sending before the listeners close.
+/// draining for shutdown. Pingora closes the listeners at the moment shutdown starts, so a
+/// probe on a new connection is refused from then on; a prober holding a keep-alive
+/// connection gets this 503.
 fn readyz(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     if shared.is_draining() {
         return json(
