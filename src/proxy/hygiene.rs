@@ -32,14 +32,17 @@ pub fn add_forwarding_headers(
     downstream_version: http::Version,
 ) -> pingora::Result<()> {
     if let Some(ip) = client_ip {
-        let value = match req
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-            _ => ip.to_string(),
-        };
+        // Several field lines are one comma-separated list (RFC 9110 §5.3): keep every hop.
+        let mut value = String::new();
+        for prior in req.headers.get_all(&X_FORWARDED_FOR) {
+            let prior = String::from_utf8_lossy(prior.as_bytes());
+            let prior = prior.trim();
+            if !prior.is_empty() {
+                value.push_str(prior);
+                value.push_str(", ");
+            }
+        }
+        value.push_str(&ip.to_string());
         req.insert_header(X_FORWARDED_FOR, value)?;
     }
     req.insert_header(X_FORWARDED_PROTO, "http")?;

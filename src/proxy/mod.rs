@@ -49,6 +49,8 @@ pub struct Ctx {
     upstream_elapsed: Option<Duration>,
     /// Holds `outrider_inflight_requests{upstream}` up while the upstream leg is open.
     upstream_inflight: Option<UpstreamInflight>,
+    /// Connect attempts retried on another endpoint (at most one).
+    retries: u8,
     _inflight: InflightGuard,
 }
 
@@ -107,6 +109,14 @@ fn strip_port(authority: &str) -> &str {
         .map_or(authority, |(host, _)| host)
 }
 
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
@@ -138,6 +148,7 @@ impl ProxyHttp for Outrider {
             upstream_started: None,
             upstream_elapsed: None,
             upstream_inflight: None,
+            retries: 0,
             _inflight: self.shared.track_request(),
         }
     }
@@ -172,7 +183,12 @@ impl ProxyHttp for Outrider {
         let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
-        let index = upstream.next_endpoint_index();
+        // A retry goes to the endpoint after the one that refused, not wherever the shared
+        // round-robin cursor happens to point.
+        let index = match (ctx.retries, ctx.endpoint) {
+            (1.., Some(failed)) => (failed + 1) % upstream.endpoints.len(),
+            _ => upstream.next_endpoint_index(),
+        };
         let endpoint = &upstream.endpoints[index];
         let mut peer = HttpPeer::new(endpoint.addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
@@ -221,14 +237,53 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
+    /// A refused connect on an upstream with several endpoints is retried once on the next
+    /// endpoint: nothing has reached the upstream yet, so this is safe for idempotent methods
+    /// (RFC 9110 §9.2.2), and never done for the others.
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
+        if several && ctx.retries == 0 && is_idempotent(&session.req_header().method) {
+            warn!(
+                "connect failed: route={} upstream={} endpoint={} error={}; retrying on the next endpoint",
+                ctx.route().map_or("-", |r| &r.name),
+                ctx.upstream().map_or("-", |u| &u.name),
+                ctx.endpoint_label(),
+                e
+            );
+            // The failed attempt is an upstream attempt of its own; `logging` counts the last.
+            if let Some(m) = ctx.upstream_metrics() {
+                m.record(Outcome::ConnectError);
+            }
+            ctx.retries += 1;
+            e.set_retry(true);
+        }
+        e
+    }
+
     /// Runs after the upstream leg and on every response that leaves, so headers that
     /// describe the whole exchange go here.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // RFC 9112 §6.1: no Transfer-Encoding towards an HTTP/1.0 client; without it (and
+        // without Content-Length) Pingora delimits the body by closing the connection.
+        if session.req_header().version == http::Version::HTTP_10
+            && upstream_response
+                .headers
+                .contains_key(header::TRANSFER_ENCODING)
+        {
+            upstream_response.remove_header(&header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         if ctx.route().is_some_and(|r| r.server_timing) {
             let total = ctx.started.elapsed();
             let upstream = ctx.upstream_elapsed.unwrap_or_default();

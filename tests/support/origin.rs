@@ -333,3 +333,62 @@ fn async_stream(
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
+
+// ---- helpers
+/// The body pattern repeated over a buffer, so that large bodies are made and checked by
+/// slicing and `memcmp` instead of byte by byte (debug builds are slow at the latter).
+#[derive(Clone)]
+pub struct Period(Bytes);
+
+pub const PERIOD: usize = 251;
+
+impl Period {
+    pub fn new() -> Period {
+        Period(Bytes::from(pattern(0, PERIOD * 1024)))
+    }
+
+    /// `total` bytes of the pattern in pieces of `piece`, made lazily.
+    pub fn stream(
+        &self,
+        total: u64,
+        piece: usize,
+    ) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        assert!(piece + PERIOD <= self.0.len());
+        let buf = self.0.clone();
+        let pieces = total.div_ceil(piece as u64);
+        futures_util::stream::iter((0..pieces).map(move |i| {
+            let offset = i * piece as u64;
+            let len = (total - offset).min(piece as u64) as usize;
+            let start = (offset % PERIOD as u64) as usize;
+            Ok(buf.slice(start..start + len))
+        }))
+    }
+
+    pub fn checker(&self) -> PatternChecker {
+        PatternChecker {
+            period: self.0.clone(),
+            offset: 0,
+        }
+    }
+}
+
+pub struct PatternChecker {
+    period: Bytes,
+    pub offset: u64,
+}
+
+impl PatternChecker {
+    /// Checks the next bytes of a stream against the pattern; false on the first mismatch.
+    pub fn feed(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            let start = (self.offset % PERIOD as u64) as usize;
+            let n = data.len().min(self.period.len() - start);
+            if data[..n] != self.period[start..start + n] {
+                return false;
+            }
+            self.offset += n as u64;
+            data = &data[n..];
+        }
+        true
+    }
+}
