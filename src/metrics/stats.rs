@@ -42,16 +42,21 @@ pub struct StatsWindow {
     samples: Mutex<VecDeque<Sample>>,
 }
 
-fn histogram_counts(h: &Histogram) -> (Vec<u64>, u64) {
-    let m = h.metric();
-    let hist = m.get_histogram();
-    (
-        hist.get_bucket()
-            .iter()
-            .map(|b| b.cumulative_count())
-            .collect(),
-        hist.get_sample_count(),
-    )
+impl Counts {
+    fn read(requests: u64, errors: u64, latency: &Histogram) -> Counts {
+        let m = latency.metric();
+        let hist = m.get_histogram();
+        Counts {
+            requests,
+            errors,
+            buckets: hist
+                .get_bucket()
+                .iter()
+                .map(|b| b.cumulative_count())
+                .collect(),
+            observations: hist.get_sample_count(),
+        }
+    }
 }
 
 /// Reads the current cumulative counts of every route and upstream of `policy`.
@@ -63,15 +68,9 @@ pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
         .zip(&bound.routes)
         .map(|(r, m)| {
             let (requests, errors) = m.counts.totals();
-            let (buckets, observations) = histogram_counts(&m.duration);
             (
                 r.name.to_string(),
-                Counts {
-                    requests,
-                    errors,
-                    buckets,
-                    observations,
-                },
+                Counts::read(requests, errors, &m.duration),
             )
         })
         .collect();
@@ -82,15 +81,9 @@ pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
         .map(|(u, m)| {
             let requests = Outcome::ALL.iter().map(|o| m.count(*o)).sum();
             let errors = requests - m.count(Outcome::Ok);
-            let (buckets, observations) = histogram_counts(&m.duration);
             (
                 u.name.to_string(),
-                Counts {
-                    requests,
-                    errors,
-                    buckets,
-                    observations,
-                },
+                Counts::read(requests, errors, &m.duration),
             )
         })
         .collect();
