@@ -95,13 +95,21 @@ fn authorized(shared: &Shared, session: &ServerSession) -> bool {
     let Some(token) = policy.admin.token.as_deref() else {
         return true;
     };
-    session
+    let Some(credentials) = session
         .req_header()
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+    else {
+        return false;
+    };
+    // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
+    match credentials.trim().split_once(' ') {
+        Some((scheme, given)) if scheme.eq_ignore_ascii_case("bearer") => {
+            constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+        }
+        _ => false,
+    }
 }
 
 async fn read_body(session: &mut ServerSession) -> Result<Bytes, Response<Vec<u8>>> {
