@@ -89,18 +89,20 @@ PIDS=() # every server we started, killed on exit
 
 # Children of a pid (nginx's workers), from /proc so that procps isn't needed.
 children_of() {
-    local parent=$1 stat f rest
-    for f in /proc/[0-9]*/stat; do
-        stat=$(<"$f") 2>/dev/null || continue
-        rest=${stat##*) } # fields after "pid (comm) ": state ppid ...
-        read -r _ ppid _ <<<"$rest"
-        [[ $ppid == "$parent" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
+    local parent=$1 file stat ppid pid
+    for file in /proc/[0-9]*/stat; do
+        { stat=$(<"$file"); } 2>/dev/null || continue # gone meanwhile
+        # Fields after "pid (comm) " (comm may hold spaces and parens): state ppid ...
+        read -r _ ppid _ <<<"${stat##*) }"
+        if [[ $ppid == "$parent" ]]; then
+            pid=${file#/proc/}
+            echo "${pid%/stat}"
+        fi
     done
-    return 0
 }
 
 cleanup() {
-    local rc=$? pid i
+    local rc=$? pid child i
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -129,14 +131,26 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- CPU placement -------------------------------------------------------------------------
-# With PIN=1 on a machine with 2+ CPUs, the server under test gets a CPU of its own (SERVER_CPU)
-# and wrk gets the other (LOAD_CPU). For the proxies, the backend nginx shares LOAD_CPU with
-# wrk: it is the same backend for both proxies, so that handicap is identical, and the proxy's
-# req/s then reflects one proxy core rather than a three-way fight for two cores. For the
-# direct run the backend moves to SERVER_CPU. Without pinning the kernel migrates the three busy
-# processes between the two cores and run-to-run spread is noticeably larger.
-read -r -a CPUS <<<"$(taskset -cp $$ | sed 's/.*: //' | tr ',' ' ')"
-if [[ $PIN == 1 ]] && ((${#CPUS[@]} >= 2)) && [[ ${CPUS[0]} =~ ^[0-9]+$ && ${CPUS[1]} =~ ^[0-9]+$ ]]; then
+# With PIN=1 on a machine with 2+ CPUs, every server (backend, nginx proxy, Outrider) lives on
+# SERVER_CPU and wrk alone on LOAD_CPU. The server core is then the bottleneck in every run,
+# so req/s compares the servers' cost (for the proxies: proxy + the same backend), and the
+# server-core busy share, core(%), shows whether that held (~100%) or whether something else
+# ran there (well above our own cpu(%) + the backend's).
+# Tried and rejected: the proxy alone on one core and backend + wrk on the other. nginx then
+# leaves its core ~40% idle and is capped by the backend+wrk core, so req/s came out even
+# between nginx and Outrider although Outrider spent 1.6-1.9x the CPU per request.
+# Without pinning (PIN=0) the kernel places the three busy processes on two cores as it likes.
+# The CPUs we may use, e.g. "0,1" or "0-3,6" expanded into a list.
+CPUS=()
+IFS=, read -r -a parts <<<"$(taskset -cp $$ | sed 's/.*: //')"
+for part in "${parts[@]}"; do
+    if [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+        for ((i = BASH_REMATCH[1]; i <= BASH_REMATCH[2]; i++)); do CPUS+=("$i"); done
+    elif [[ $part =~ ^[0-9]+$ ]]; then
+        CPUS+=("$part")
+    fi
+done
+if [[ $PIN == 1 ]] && ((${#CPUS[@]} >= 2)); then
     SERVER_CPU=${CPUS[0]}
     LOAD_CPU=${CPUS[1]}
 else
@@ -158,17 +172,19 @@ on_load_cpu() {
 
 # --- ports ---------------------------------------------------------------------------------
 
-# A port nobody listens on (from /proc/net/tcp*, no extra tools) and that we haven't handed out.
+# A port nobody listens on (from /proc/net/tcp*, no extra tools) and that we haven't handed out,
+# below the usual ephemeral range (32768+) so it can't be some outgoing connection's local port.
 # Racy in principle; a clash makes the server fail to bind, which the readiness wait reports.
 TAKEN=" "
 free_port() {
     local port hex
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         [[ $TAKEN == *" $port "* ]] && continue
         printf -v hex ':%04X ' "$port"
         # Local address is field 2 ("0100007F:1F90"); state 0A = LISTEN.
-        if ! awk -v p="$hex" '$4 == "0A" && index($2 " ", p)' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q .; then
+        if awk -v p="$hex" '$4 == "0A" && index($2 " ", p) { used = 1 } END { exit used }' \
+            /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
             TAKEN+="$port "
             echo "$port"
             return
@@ -250,7 +266,8 @@ OUTRIDER_PID=$!
 PIDS+=("$OUTRIDER_PID")
 wait_ready outrider "http://127.0.0.1:$ADMIN_PORT/readyz" "$OUTRIDER_PID" "$TMP/outrider.log"
 
-# The proxies keep their CPU for the whole run; the backend moves (see "CPU placement").
+# See "CPU placement".
+pin "$BACKEND_PID" "${SERVER_CPU:-}"
 pin "$PROXY_PID" "${SERVER_CPU:-}"
 pin "$OUTRIDER_PID" "${SERVER_CPU:-}"
 
@@ -277,15 +294,23 @@ CLK_TCK=$(getconf CLK_TCK)
 # utime+stime in clock ticks of a process and its direct children (nginx master + worker;
 # for Outrider, /proc/PID/stat already sums all its threads).
 cpu_ticks() {
-    local total=0 p stat rest fields
+    local total=0 p stat fields
     for p in "$1" $(children_of "$1"); do
-        stat=$(<"/proc/$p/stat") 2>/dev/null || continue
-        rest=${stat##*) }
-        read -r -a fields <<<"$rest"
+        { stat=$(<"/proc/$p/stat"); } 2>/dev/null || continue
+        read -r -a fields <<<"${stat##*) }"
         # After "pid (comm) ", utime and stime are the 12th and 13th fields (0-based 11, 12).
         total=$((total + fields[11] + fields[12]))
     done
     echo "$total"
+}
+
+# "busy,total" ticks of SERVER_CPU from /proc/stat ("0,0" without pinning: column shows "-").
+core_ticks() {
+    local line
+    [[ $PIN == 1 ]] || { echo 0,0; return; }
+    line=$(grep "^cpu$SERVER_CPU " /proc/stat)
+    # Fields: user nice system idle iowait irq softirq steal; idle + iowait is not busy.
+    awk '{ for (i = 2; i <= 9; i++) t += $i; printf "%d,%d", t - $5 - $6, t }' <<<"$line"
 }
 
 # wrk prints latency as e.g. 812.00us, 1.23ms, 2.01s, 1.50m; print it in milliseconds.
@@ -301,15 +326,18 @@ run_wrk() { # url duration outfile
         { cat "$3" >&2; die "wrk failed against $2"; }
 }
 
-declare -A RPS P50 P99 CPU_US # keyed "contender round"
+declare -A RPS P50 P99 CPU_US CPU_PCT CORE_PCT # keyed "contender round"
 ERRORS=0
 
 measure() { # contender round
-    local c=$1 r=$2 out="$TMP/wrk-$1-$2.txt" before after requests
-    if [[ $c == direct ]]; then pin "$BACKEND_PID" "${SERVER_CPU:-}"; else pin "$BACKEND_PID" "${LOAD_CPU:-}"; fi
+    local c=$1 r=$2 out="$TMP/wrk-$1-$2.txt" before after core_before core_after t0 t1 requests
     run_wrk "$WARMUP" "${URL[$c]}" "$TMP/warmup-$c-$r.txt"
     before=$(cpu_ticks "${MEASURED_PID[$c]}")
+    core_before=$(core_ticks)
+    t0=$EPOCHREALTIME
     run_wrk "$DURATION" "${URL[$c]}" "$out"
+    t1=$EPOCHREALTIME
+    core_after=$(core_ticks)
     after=$(cpu_ticks "${MEASURED_PID[$c]}")
 
     RPS[$c $r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
@@ -319,6 +347,12 @@ measure() { # contender round
     [[ -n ${RPS[$c $r]} && -n $requests ]] || { cat "$out" >&2; die "could not parse wrk output for $c"; }
     CPU_US[$c $r]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "nan" }')
+    # Share of one core the measured process used: near 100% means it was the bottleneck.
+    CPU_PCT[$c $r]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" \
+        'BEGIN { printf "%.0f", t / hz / (b - a) * 100 }')
+    CORE_PCT[$c $r]=$(awk -v x="$core_before" -v y="$core_after" 'BEGIN {
+        split(x, a, ","); split(y, b, ",")
+        if (b[2] > a[2]) printf "%.0f", (b[1] - a[1]) * 100 / (b[2] - a[2]); else print "-" }')
 
     # wrk only reports these lines when something went wrong.
     if grep -qE '^ *(Socket errors|Non-2xx or 3xx responses)' "$out"; then
@@ -327,6 +361,20 @@ measure() { # contender round
     fi
 }
 
+# Other busy processes (a cargo build...) share these CPUs and skew every number: say so.
+# One second of /proc/stat, while our servers sit idle (the load average lags too much).
+idle_percent() {
+    local a b
+    read -r -a a </proc/stat
+    sleep 1
+    read -r -a b </proc/stat
+    # Fields 1..8: user nice system idle iowait irq softirq steal.
+    awk -v a="${a[*]}" -v b="${b[*]}" 'BEGIN {
+        split(a, x); split(b, y); for (i = 2; i <= 9; i++) t += y[i] - x[i]
+        printf "%.0f", t ? (y[5] - x[5]) * 100 / t : 100 }'
+}
+IDLE=$(idle_percent)
+((IDLE >= 90)) || log "warning: CPUs only ${IDLE}% idle before starting; other processes will skew the numbers"
 log "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up $WARMUP), body $BODY," \
     "$ROUNDS round(s), pinning $([[ $PIN == 1 ]] && echo "servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU" || echo off)"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -342,14 +390,15 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 
 echo
-printf '%-16s %10s %10s %10s %14s\n' contender req/s 'p50(ms)' 'p99(ms)' 'cpu(us/req)'
+printf '%-16s %10s %10s %10s %12s %8s %8s\n' contender req/s 'p50(ms)' 'p99(ms)' 'cpu(us/req)' 'cpu(%)' 'core(%)'
 declare -A MED_RPS MED_P99 MED_CPU
 for c in "${CONTENDERS[@]}"; do
     rps=() p99=() cpu=()
     for ((r = 1; r <= ROUNDS; r++)); do
         label=$c
         ((ROUNDS > 1)) && label="$c #$r"
-        printf '%-16s %10s %10s %10s %14s\n' "$label" "${RPS[$c $r]}" "${P50[$c $r]}" "${P99[$c $r]}" "${CPU_US[$c $r]}"
+        printf '%-16s %10s %10s %10s %12s %8s %8s\n' "$label" "${RPS[$c $r]}" "${P50[$c $r]}" "${P99[$c $r]}" \
+            "${CPU_US[$c $r]}" "${CPU_PCT[$c $r]}" "${CORE_PCT[$c $r]}"
         rps+=("${RPS[$c $r]}") p99+=("${P99[$c $r]}") cpu+=("${CPU_US[$c $r]}")
     done
     MED_RPS[$c]=$(median "${rps[@]}")
@@ -361,8 +410,9 @@ echo "ratios: outrider/nginx req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[n
     " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[nginx-proxy]}")" \
     " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")" \
     "; outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
-echo "cpu(us/req): CPU time (user+sys) of the process serving that row: the backend nginx for" \
-    "'direct', the proxy for the others (${CLK_TCK} Hz ticks)."
+echo "cpu: user+sys time of the process serving that row (the backend nginx for 'direct'," \
+    "the proxy for the others) per request, and as a share of one core (${CLK_TCK} Hz ticks);" \
+    "core: how busy the servers' CPU was, whoever used it."
 
 if ((ERRORS)); then
     KEEP_TMP=1
