@@ -16,6 +16,8 @@
 #          PIN=1               pin servers and wrk to separate CPUs (PIN=0: let the kernel place)
 #          CARGO_PROFILE=release   e.g. `dist` for the LTO build (target/dist/outrider)
 #          SKIP_BUILD=1        use the existing binary as is
+#          OUTRIDER_BIN=PATH   benchmark this outrider binary instead (implies SKIP_BUILD),
+#                              e.g. an older build to measure what a change costs
 #          OUTRIDER_EXTRA_TOML text appended to Outrider's config
 #          KEEP_TMP=1          keep the temp dir (configs, logs, wrk output) for inspection
 #
@@ -75,11 +77,11 @@ ensure_tools
 # Debian keeps nginx in /usr/sbin, which a non-root PATH may lack.
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+if [[ ${SKIP_BUILD:-0} != 1 && -z ${OUTRIDER_BIN:-} ]]; then
     log "cargo build --profile $CARGO_PROFILE (may wait on another cargo's lock)"
     (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --bin outrider)
 fi
-OUTRIDER=$ROOT/target/$CARGO_PROFILE/outrider
+OUTRIDER=${OUTRIDER_BIN:-$ROOT/target/$CARGO_PROFILE/outrider}
 [[ -x $OUTRIDER ]] || die "no binary at $OUTRIDER"
 
 # --- process bookkeeping and cleanup -------------------------------------------------------
