@@ -1312,3 +1312,43 @@ impl Drop for RawOrigin {
         }
     }
 }
+
+/// A 1xx interim response reaches the client before the final one: `Expect: 100-continue`
+/// gets `100 Continue` through the proxy, then the body is sent and the origin answers.
+#[tokio::test]
+async fn expect_100_continue_gets_an_interim_response_then_the_final_one() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&origin.upstream_toml("app"));
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\
+              Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // Nothing of the body is sent until the interim response arrives.
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("no interim response within 5 s")
+            .unwrap();
+        assert_eq!(n, 1, "connection closed before the interim response");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    stream.write_all(&pattern(0, 5)).await.unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    let seen = &origin.requests()[0];
+    assert_eq!(seen.body_len, 5);
+    assert!(seen.body_is_pattern);
+}
