@@ -462,3 +462,41 @@ async fn reloading_under_load_loses_no_request() {
         "{c}"
     );
 }
+
+/// Upstream connection pools belong to the server, not to a policy generation: a kept-alive
+/// upstream connection keeps serving after a reload that leaves the upstream as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_survive_a_reload() {
+    let origin = Origin::start();
+    let proxy = BinaryProxy::spawn(|d, m| conf(d, m, &origin, "before"));
+    let (d, m) = ports(&proxy);
+    let http = client();
+    for _ in 0..3 {
+        let resp = http.get(root(&proxy)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    std::fs::write(proxy.config_path(), conf(d, m, &origin, "after")).unwrap();
+    let resp = client()
+        .post(format!("http://{}/reload", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        config_of(&proxy).await["policy"]["routes"]["routes"][0]["name"],
+        "after"
+    );
+    let resp = http.get(root(&proxy)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap();
+
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 4);
+    let last = seen[3].peer;
+    assert!(
+        seen[..3].iter().any(|r| r.peer == last),
+        "the request after the reload opened a new upstream connection: {:?}",
+        seen.iter().map(|r| r.peer).collect::<Vec<_>>()
+    );
+}

@@ -38,6 +38,8 @@ pub struct Recorded {
     pub body_len: u64,
     /// The body followed `pattern_byte` from offset 0 (vacuously true when empty).
     pub body_is_pattern: bool,
+    /// The client's address: requests on one kept-alive connection share it.
+    pub peer: SocketAddr,
 }
 
 /// A scripted reply.
@@ -175,11 +177,11 @@ impl Origin {
                     tokio::select! {
                         _ = &mut stop_rx => break,
                         accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
+                            let Ok((stream, peer)) = accepted else { continue };
                             let handler = handler.clone();
                             let recorded = recorded.clone();
                             tokio::spawn(async move {
-                                let svc = service_fn(move |req| serve(req, handler.clone(), recorded.clone()));
+                                let svc = service_fn(move |req| serve(req, peer, handler.clone(), recorded.clone()));
                                 let _ = hyper::server::conn::http1::Builder::new()
                                     .serve_connection(TokioIo::new(stream), svc)
                                     .await;
@@ -227,6 +229,7 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 async fn serve(
     req: Request<Incoming>,
+    peer: SocketAddr,
     handler: Handler,
     recorded: Arc<Mutex<Vec<Recorded>>>,
 ) -> Result<Response<BoxBody>, Infallible> {
@@ -252,6 +255,7 @@ async fn serve(
         headers: parts.headers,
         body_len,
         body_is_pattern,
+        peer,
     };
     let reply = handler(&rec);
     if let Ok(mut r) = recorded.lock() {
