@@ -5,6 +5,7 @@
 //! hooks; `admin` serves the operator API; `server` assembles the Pingora `Server`.
 
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod logging;
