@@ -1,8 +1,9 @@
 //! Outrider: a sidecar reverse-proxy data plane on Pingora.
 //!
-//! Layout follows the architecture: pure modules (`config`, and later `compress`,
+//! Layout follows the architecture: pure modules (`config`, `compress`, and later
 //! `conditional`, `cache`, `breaker`) know nothing of Pingora; `proxy` wires them into Pingora's
-//! hooks; `admin` serves the operator API; `server` assembles the Pingora `Server`.
+//! hooks; `admin` serves the operator API; `metrics` owns the registry; `server` assembles the
+//! Pingora `Server`.
 
 pub mod admin;
 pub mod compress;
