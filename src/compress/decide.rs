@@ -192,7 +192,7 @@ fn subtype_matches(pattern: &str, actual: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::policy::Coding;
+    use crate::config::policy::{Coding, DEFAULT_COMPRESSIBLE_TYPES};
 
     fn policy() -> CompressionPolicy {
         CompressionPolicy {
@@ -202,17 +202,7 @@ mod tests {
             gzip_level: 6,
             brotli_level: 4,
             zstd_level: 3,
-            content_types: [
-                "text/*",
-                "application/json",
-                "application/javascript",
-                "application/xml",
-                "application/*+json",
-                "application/*+xml",
-                "image/svg+xml",
-            ]
-            .map(String::from)
-            .to_vec(),
+            content_types: DEFAULT_COMPRESSIBLE_TYPES.map(String::from).to_vec(),
         }
     }
 

@@ -576,19 +576,7 @@ fn compression(
         .content_types
         .clone()
         .or_else(|| d.content_types.clone())
-        .unwrap_or_else(|| {
-            [
-                "text/*",
-                "application/json",
-                "application/javascript",
-                "application/xml",
-                "application/*+json",
-                "application/*+xml",
-                "image/svg+xml",
-            ]
-            .map(String::from)
-            .to_vec()
-        });
+        .unwrap_or_else(|| DEFAULT_COMPRESSIBLE_TYPES.map(String::from).to_vec());
     for (i, ct) in content_types.iter().enumerate() {
         let valid = ct
             .split_once('/')

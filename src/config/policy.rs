@@ -151,6 +151,17 @@ pub enum Coding {
     Gzip,
 }
 
+/// `[defaults.compression] content_types` when the conf file says nothing.
+pub const DEFAULT_COMPRESSIBLE_TYPES: [&str; 7] = [
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/*+json",
+    "application/*+xml",
+    "image/svg+xml",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CompressionPolicy {
     pub enabled: bool,
