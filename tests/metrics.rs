@@ -883,11 +883,7 @@ async fn a_route_removed_by_reload_stops_being_exported() {
         conf(proxy.addr.port(), proxy.admin.port(), false),
     )
     .unwrap();
-    let resp = client()
-        .post(format!("http://{}/reload", proxy.admin))
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy.post_reload().await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     // The file watcher may have applied the change first; the admin trigger reloads anyway.

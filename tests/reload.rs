@@ -170,10 +170,9 @@ async fn post_reload_answers_with_the_new_generation_or_the_errors() {
     let (a, b) = origins();
     let proxy = BinaryProxy::spawn(|d, m| conf(d, m, &a, "r"));
     let (d, m) = ports(&proxy);
-    let reload_url = format!("http://{}/reload", proxy.admin);
 
     std::fs::write(proxy.config_path(), conf(d, m, &b, "r")).unwrap();
-    let resp = client().post(&reload_url).send().await.unwrap();
+    let resp = proxy.post_reload().await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["result"], "applied");
@@ -186,7 +185,7 @@ async fn post_reload_answers_with_the_new_generation_or_the_errors() {
         "[[routes]]\nname = \"r\"\nupstream = \"nope\"",
     );
     std::fs::write(proxy.config_path(), &bad).unwrap();
-    let resp = client().post(&reload_url).send().await.unwrap();
+    let resp = proxy.post_reload().await;
     assert_eq!(resp.status(), 422);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["result"], "rejected");
@@ -340,11 +339,7 @@ async fn listener_changes_are_reported_not_applied() {
     assert_ne!(other, d);
     let moved = conf(other, m, &b, "r").replace("threads = 2", "threads = 3");
     std::fs::write(proxy.config_path(), moved).unwrap();
-    let resp = client()
-        .post(format!("http://{}/reload", proxy.admin))
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy.post_reload().await;
     let v: Value = resp.json().await.unwrap();
     let pending = v["pending_restart"].to_string();
     assert!(pending.contains("server.listen"), "{v}");
@@ -477,11 +472,7 @@ async fn upstream_connections_survive_a_reload() {
         resp.bytes().await.unwrap();
     }
     std::fs::write(proxy.config_path(), conf(d, m, &origin, "after")).unwrap();
-    let resp = client()
-        .post(format!("http://{}/reload", proxy.admin))
-        .send()
-        .await
-        .unwrap();
+    let resp = proxy.post_reload().await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         config_of(&proxy).await["policy"]["routes"]["routes"][0]["name"],

@@ -246,6 +246,15 @@ impl BinaryProxy {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
+
+    /// `POST /reload` on the admin port, without credentials.
+    pub async fn post_reload(&self) -> reqwest::Response {
+        client()
+            .post(format!("http://{}/reload", self.admin))
+            .send()
+            .await
+            .expect("POST /reload")
+    }
 }
 
 impl Drop for BinaryProxy {
