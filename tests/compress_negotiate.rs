@@ -19,6 +19,7 @@ fn policy(enabled: bool, algorithms: Vec<Coding>) -> CompressionPolicy {
         content_types: ["text/*", "application/json", "application/*+json"]
             .map(String::from)
             .to_vec(),
+        upstream_identity: true,
     }
 }
 

@@ -55,6 +55,7 @@ fn policy_from(selector: u8) -> CompressionPolicy {
         brotli_level: 4,
         zstd_level: 3,
         content_types: vec!["text/*".to_string()],
+        upstream_identity: true,
     }
 }
 

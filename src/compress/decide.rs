@@ -50,7 +50,7 @@ pub enum SkipReason {
     /// `Cache-Control: no-transform` forbids intermediaries from changing the content
     /// (RFC 9111 §5.2.2.6).
     NoTransform,
-    /// The media type is missing, not in `content_types`, or a stream (`text/event-stream`).
+    /// The media type is missing or not in `content_types`.
     MediaType,
     /// Shorter than `min_size`: the coding overhead would outweigh the saving.
     TooSmall,
@@ -144,10 +144,6 @@ fn has_no_transform(cache_control: Option<&str>) -> bool {
     })
 }
 
-/// Server-Sent Events are delivered piecemeal; an encoder would hold events back until its
-/// buffer fills, so they are never compressed, whatever `content_types` says.
-const EVENT_STREAM: (&str, &str) = ("text", "event-stream");
-
 /// Whether `content_type` (parameters ignored) matches one of `patterns`: `type/subtype`,
 /// `type/*`, `*/*`, or a structured-syntax suffix wildcard like `application/*+json`
 /// (RFC 6838 §4.2.8). All comparisons are case-insensitive (RFC 9110 §8.3.1).
@@ -155,9 +151,6 @@ pub fn media_type_matches(content_type: Option<&str>, patterns: &[String]) -> bo
     let Some((kind, subtype)) = content_type.and_then(parse_media_type) else {
         return false;
     };
-    if kind.eq_ignore_ascii_case(EVENT_STREAM.0) && subtype.eq_ignore_ascii_case(EVENT_STREAM.1) {
-        return false;
-    }
     patterns
         .iter()
         .filter_map(|p| p.split_once('/'))
@@ -203,6 +196,7 @@ mod tests {
             brotli_level: 4,
             zstd_level: 3,
             content_types: DEFAULT_COMPRESSIBLE_TYPES.map(String::from).to_vec(),
+            upstream_identity: true,
         }
     }
 
@@ -321,14 +315,6 @@ mod tests {
                 "image/png",
                 ResponseFacts {
                     content_type: Some("image/png"),
-                    ..base
-                },
-                skip(SkipReason::MediaType),
-            ),
-            (
-                "event stream",
-                ResponseFacts {
-                    content_type: Some("text/event-stream"),
                     ..base
                 },
                 skip(SkipReason::MediaType),
@@ -497,8 +483,9 @@ mod tests {
             ("/html", false),
             ("", false),
             ("text/html/extra", false),
-            ("text/event-stream", false),
-            ("Text/Event-Stream; charset=utf-8", false),
+            // Streams are compressed too: the encoders flush every chunk (see `encoder`).
+            ("text/event-stream", true),
+            ("Text/Event-Stream; charset=utf-8", true),
             ("texte/html", false),
             ("tëxt/html", false),
         ];
@@ -516,12 +503,10 @@ mod tests {
     fn media_type_pattern_forms() {
         let any = vec!["*/*".to_string()];
         assert!(media_type_matches(Some("image/png"), &any));
-        assert!(!media_type_matches(Some("text/event-stream"), &any));
+        assert!(media_type_matches(Some("text/event-stream"), &any));
         let any_json = vec!["*/*+json".to_string()];
         assert!(media_type_matches(Some("text/x+json"), &any_json));
         assert!(!media_type_matches(Some("text/json"), &any_json));
-        let listed_sse = vec!["text/event-stream".to_string()];
-        assert!(!media_type_matches(Some("text/event-stream"), &listed_sse));
         assert!(!media_type_matches(Some("text/html"), &[]));
         // Multi-byte characters next to the suffix boundary must not panic.
         let multibyte = vec!["application/*+jsön".to_string()];
@@ -573,7 +558,7 @@ mod tests {
                 ..base
             },
             ResponseFacts {
-                content_type: Some("text/event-stream"),
+                content_type: Some("image/png"),
                 ..base
             },
         ];

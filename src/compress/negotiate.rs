@@ -174,6 +174,7 @@ mod tests {
             brotli_level: 4,
             zstd_level: 3,
             content_types: vec!["text/*".into()],
+            upstream_identity: true,
         }
     }
 

@@ -601,6 +601,7 @@ fn compression(
             .iter()
             .map(|c| c.to_ascii_lowercase())
             .collect(),
+        upstream_identity: r.upstream_identity.or(d.upstream_identity).unwrap_or(true),
     }
 }
 

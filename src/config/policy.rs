@@ -171,6 +171,16 @@ pub struct CompressionPolicy {
     pub brotli_level: u32,
     pub zstd_level: i32,
     pub content_types: Vec<String>,
+    /// Send `Accept-Encoding: identity` upstream so the body arrives uncompressed and the
+    /// proxy chooses the coding per client.
+    pub upstream_identity: bool,
+}
+
+impl CompressionPolicy {
+    /// The route compresses at all: enabled, with at least one coding to offer.
+    pub fn compresses(&self) -> bool {
+        self.enabled && !self.algorithms.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -129,6 +129,7 @@ pub struct Compression {
     pub brotli_level: Option<u32>,
     pub zstd_level: Option<i32>,
     pub content_types: Option<Vec<String>>,
+    pub upstream_identity: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
