@@ -54,10 +54,13 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
 
     let mut server_options = HttpServerOptions::default();
     server_options.h2c = true;
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Outrider::new(shared.clone()))
-        .name("outrider data plane")
-        .server_options(server_options)
-        .build();
+    let mut proxy = ProxyServiceBuilder::new(
+        &server.configuration,
+        Outrider::new(shared.clone(), &server.configuration),
+    )
+    .name("outrider data plane")
+    .server_options(server_options)
+    .build();
     for addr in &policy.server.listen {
         proxy.add_tcp(&addr.to_string());
     }

@@ -15,6 +15,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::config::policy::Coding;
 use crate::config::Policy;
 pub use requests::{method_index, StatusCounts, METHODS};
 
@@ -65,12 +66,46 @@ pub struct Metrics {
     upstream_requests: IntCounterVec,
     upstream_duration: HistogramVec,
     inflight: IntGaugeVec,
+    compressed: IntCounterVec,
+    pub compression: CompressionMetrics,
 }
 
 /// One route's handles, resolved when a policy is applied.
 pub struct RouteMetrics {
     pub counts: Arc<StatusCounts>,
     pub duration: Histogram,
+    /// `outrider_compression_responses_total{route,algorithm}`, by [`coding_index`].
+    pub compressed: [IntCounter; 3],
+}
+
+/// The `algorithm` label values, in [`coding_index`] order.
+pub const CODINGS: [&str; 3] = ["zstd", "br", "gzip"];
+
+pub fn coding_index(coding: &Coding) -> usize {
+    match coding {
+        Coding::Zstd => 0,
+        Coding::Br => 1,
+        Coding::Gzip => 2,
+    }
+}
+
+/// `outrider_compression_bytes_{in,out}_total{algorithm}`, by [`coding_index`]. Not per route,
+/// as DESIGN.md defines them: the byte totals answer "what does compression save", the
+/// per-route response counter answers "where".
+#[derive(Clone)]
+pub struct CompressionMetrics {
+    pub bytes_in: [IntCounter; 3],
+    pub bytes_out: [IntCounter; 3],
+}
+
+impl CompressionMetrics {
+    /// Records one finished compressed response.
+    pub fn record(&self, route: &RouteMetrics, coding: &Coding, bytes_in: u64, bytes_out: u64) {
+        let i = coding_index(coding);
+        route.compressed[i].inc();
+        self.bytes_in[i].inc_by(bytes_in);
+        self.bytes_out[i].inc_by(bytes_out);
+    }
 }
 
 /// One upstream's handles, resolved when a policy is applied.
@@ -95,6 +130,7 @@ impl UpstreamMetrics {
 pub struct Bound {
     pub routes: Vec<RouteMetrics>,
     pub upstreams: Vec<UpstreamMetrics>,
+    pub compression: CompressionMetrics,
 }
 
 impl Metrics {
@@ -140,6 +176,34 @@ impl Metrics {
             )
             .expect("static metric definition is valid"),
         );
+        let compressed = register(
+            &registry,
+            int_counter_vec(
+                "outrider_compression_responses_total",
+                "Responses sent compressed, by route and coding.",
+                &["route", "algorithm"],
+            ),
+        );
+        let bytes_in = register(
+            &registry,
+            int_counter_vec(
+                "outrider_compression_bytes_in_total",
+                "Body bytes fed to the encoders, by coding.",
+                &["algorithm"],
+            ),
+        );
+        let bytes_out = register(
+            &registry,
+            int_counter_vec(
+                "outrider_compression_bytes_out_total",
+                "Encoded body bytes sent, by coding.",
+                &["algorithm"],
+            ),
+        );
+        let compression = CompressionMetrics {
+            bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
+            bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
+        };
         #[cfg(target_os = "linux")]
         if let Err(e) = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -154,6 +218,8 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             inflight,
+            compressed,
+            compression,
         }
     }
 
@@ -165,6 +231,7 @@ impl Metrics {
     /// counts carry over a reload.
     pub fn bind(&self, policy: &Policy) -> Bound {
         Bound {
+            compression: self.compression.clone(),
             routes: policy
                 .routes
                 .routes
@@ -172,6 +239,7 @@ impl Metrics {
                 .map(|r| RouteMetrics {
                     counts: self.requests.route(&r.name),
                     duration: self.request_duration.with_label_values(&[&*r.name]),
+                    compressed: CODINGS.map(|c| self.compressed.with_label_values(&[&*r.name, c])),
                 })
                 .collect(),
             upstreams: policy
@@ -194,6 +262,9 @@ impl Metrics {
         for r in previous.all_routes() {
             if current.all_routes().all(|c| c.name != r.name) {
                 let _ = self.request_duration.remove_label_values(&[&*r.name]);
+                for c in CODINGS {
+                    let _ = self.compressed.remove_label_values(&[&*r.name, c]);
+                }
             }
         }
         self.requests

@@ -4,6 +4,8 @@
 //! this file only knows *where* in Pingora's order each step has to sit, and why.
 
 mod access_log;
+mod buffered;
+mod compression;
 mod failure;
 mod hygiene;
 
@@ -15,24 +17,35 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
 use log::{info, warn};
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::http::ResponseHeader;
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
+use pingora::server::configuration::ServerConf;
 
 use crate::config::policy::{Route, Upstream};
 use crate::metrics::{method_index, Outcome, UpstreamMetrics};
 use crate::state::{Active, InflightGuard, Shared};
 
+use compression::{Compression, CompressionBuilder};
 pub use failure::Failure;
 
 /// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
 pub struct Outrider {
     shared: Arc<Shared>,
+    /// The buffered leg's upstream connections and their keep-alive pool (Pingora's leg has
+    /// its own inside the proxy service).
+    connector: Connector,
 }
 
 impl Outrider {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Outrider { shared }
+    pub fn new(shared: Arc<Shared>, server: &ServerConf) -> Self {
+        Outrider {
+            shared,
+            connector: Connector::new(Some(ConnectorOptions::from_server_conf(server))),
+        }
     }
 }
 
@@ -153,6 +166,11 @@ impl ProxyHttp for Outrider {
         }
     }
 
+    /// Ours replaces Pingora's compression module (see `compression`).
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        modules.add_module(Box::new(CompressionBuilder));
+    }
+
     /// Pipeline step 1: route. Here rather than in `request_filter` because later steps
     /// (compression) must be configured before Pingora's modules read the request headers,
     /// which happens between the two hooks.
@@ -161,6 +179,11 @@ impl ProxyHttp for Outrider {
         ctx.route = ctx
             .policy
             .route(request_host(session), req.uri.path(), &req.method);
+        if let Some(route) = ctx.route {
+            if let Some(module) = session.downstream_modules_ctx.get_mut::<Compression>() {
+                module.plan(&ctx.policy, route, session.downstream_session.req_header());
+            }
+        }
         Ok(())
     }
 
@@ -176,6 +199,16 @@ impl ProxyHttp for Outrider {
         )
         .await?;
         Ok(true)
+    }
+
+    /// Requests whose response header depends on the start of the body take the buffered
+    /// leg (see `buffered`); the rest stream through Pingora's.
+    async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if !buffered::wanted(session, ctx) {
+            return Ok(true);
+        }
+        buffered::serve(self, session, ctx).await?;
+        Ok(false)
     }
 
     /// Pipeline step 4: choose the endpoint (round robin) and its timeouts.
@@ -209,8 +242,16 @@ impl ProxyHttp for Outrider {
         &self,
         session: &mut Session,
         upstream_request: &mut pingora::http::RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        // The proxy picks the coding per client, so it asks for the body uncompressed: an
+        // origin that compressed would pin every client to the origin's choice.
+        if ctx
+            .route()
+            .is_some_and(|r| r.compression.compresses() && r.compression.upstream_identity)
+        {
+            upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+        }
         let version = session.req_header().version;
         hygiene::add_forwarding_headers(upstream_request, client_ip(session), version)
     }
