@@ -63,6 +63,9 @@ static SLOT_OF: [u8; 600] = {
 pub struct StatusCounts {
     cells: Box<[AtomicU64]>,
     rare: Mutex<BTreeMap<(usize, u16), u64>>,
+    /// Body bytes compression kept off the wire for this route (for `/stats`; the exported
+    /// byte counters are per coding).
+    bytes_saved: AtomicU64,
 }
 
 impl StatusCounts {
@@ -72,7 +75,16 @@ impl StatusCounts {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             rare: Mutex::new(BTreeMap::new()),
+            bytes_saved: AtomicU64::new(0),
         }
+    }
+
+    pub fn add_bytes_saved(&self, bytes: u64) {
+        self.bytes_saved.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn bytes_saved(&self) -> u64 {
+        self.bytes_saved.load(Ordering::Relaxed)
     }
 
     /// Counts one response. `status` 0 means none was sent (the client went away first).

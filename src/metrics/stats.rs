@@ -27,6 +27,8 @@ pub struct Counts {
     /// Cumulative bucket counts of the latency histogram, one per `LATENCY_BUCKETS` bound.
     pub buckets: Vec<u64>,
     pub observations: u64,
+    /// Routes only: body bytes compression saved.
+    pub bytes_saved: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +57,7 @@ impl Counts {
                 .map(|b| b.cumulative_count())
                 .collect(),
             observations: hist.get_sample_count(),
+            bytes_saved: 0,
         }
     }
 }
@@ -68,10 +71,11 @@ pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
         .zip(&bound.routes)
         .map(|(r, m)| {
             let (requests, errors) = m.counts.totals();
-            (
-                r.name.to_string(),
-                Counts::read(requests, errors, &m.duration),
-            )
+            let counts = Counts {
+                bytes_saved: m.counts.bytes_saved(),
+                ..Counts::read(requests, errors, &m.duration)
+            };
+            (r.name.to_string(), counts)
         })
         .collect();
     let upstreams = policy
@@ -153,6 +157,7 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
             .map(|(a, b)| a.saturating_sub(*b))
             .collect(),
         observations: now.observations.saturating_sub(then.observations),
+        bytes_saved: now.bytes_saved.saturating_sub(then.bytes_saved),
     }
 }
 
@@ -175,14 +180,12 @@ pub fn report(policy: &Policy, now: &Sample, baseline: Option<&Sample>, started:
         let Some(c) = now.routes.get(&*r.name) else {
             continue;
         };
-        let mut v = describe(
-            &delta(c, baseline.and_then(|b| b.routes.get(&*r.name))),
-            seconds,
-        );
+        let d = delta(c, baseline.and_then(|b| b.routes.get(&*r.name)));
+        let mut v = describe(&d, seconds);
         v["upstream"] = json!(&*policy.upstream_of(r).name);
-        // Filled in by the capabilities that produce them (cache, compression).
+        v["compression_bytes_saved"] = json!(d.bytes_saved);
+        // Filled in by the cache when it lands.
         v["cache_hit_ratio"] = Value::Null;
-        v["compression_bytes_saved"] = Value::Null;
         routes.insert(r.name.to_string(), v);
     }
     let mut upstreams = serde_json::Map::new();
