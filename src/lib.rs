@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod compress;
+pub mod conditional;
 pub mod config;
 pub mod demo;
 pub mod logging;

@@ -182,7 +182,8 @@ match = { path_prefix = "/res/", methods = ["POST", "DELETE"] }
     assert_eq!(route_of(&proxy, "PATCH", "h", "/res/1").await, "404");
     let methods =
         |o: &Origin| -> Vec<String> { o.requests().into_iter().map(|r| r.method).collect() };
-    assert_eq!(methods(&a), ["GET", "HEAD"]);
+    // HEAD is fetched as GET: the generated ETag (on by default) hashes the body GET would get.
+    assert_eq!(methods(&a), ["GET", "GET"]);
     assert_eq!(methods(&b), ["POST", "DELETE"]);
 }
 
@@ -535,12 +536,15 @@ async fn malformed_or_missing_upstream_response_is_a_502() {
     }
 }
 
+/// Responses that stream (no ETag to generate, so nothing holds the header back).
+const NO_ETAG: &str = "[defaults.etag]\ngenerate = false\n";
+
 #[tokio::test]
 async fn truncated_upstream_body_is_not_passed_off_as_complete() {
     let origin = RawOrigin::start(RawReply::ThenClose(
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
     ));
-    let proxy = Proxy::start(&origin.upstream_toml("raw"));
+    let proxy = Proxy::start(&format!("{}{NO_ETAG}", origin.upstream_toml("raw")));
     let resp = client().get(proxy.url("/x")).send().await.unwrap();
     // The header was already forwarded; the only honest signal left is an incomplete body.
     assert_eq!(resp.status(), 200);
@@ -549,6 +553,19 @@ async fn truncated_upstream_body_is_not_passed_off_as_complete() {
         resp.bytes().await.is_err(),
         "a 10-byte body was delivered as complete"
     );
+}
+
+#[tokio::test]
+async fn truncated_upstream_body_held_for_an_etag_is_a_502() {
+    let origin = RawOrigin::start(RawReply::ThenClose(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
+    ));
+    let proxy = Proxy::start(&origin.upstream_toml("raw"));
+    let resp = client().get(proxy.url("/x")).send().await.unwrap();
+    // The body was being hashed when it broke off: nothing was sent yet, so the client gets
+    // an honest 502 instead of a header promising 100 bytes.
+    assert_eq!(resp.status(), 502);
+    assert!(resp.headers().get("etag").is_none());
 }
 
 #[tokio::test]
@@ -778,7 +795,7 @@ async fn http10_client_never_gets_a_chunked_response() {
 #[tokio::test]
 async fn chunked_response_arrives_complete_and_byte_exact() {
     let origin = Origin::start();
-    let proxy = Proxy::start(&origin.upstream_toml("app"));
+    let proxy = Proxy::start(&format!("{}{NO_ETAG}", origin.upstream_toml("app")));
     let resp = client()
         .get(proxy.url("/c?chunked=1&chunks=5&size=100003"))
         .send()
@@ -868,6 +885,31 @@ async fn head_response_has_content_length_but_no_body() {
         "HEAD response carried {} body bytes",
         rest.len()
     );
+    // Fetched as GET to generate the ETag GET gets; the same tag, no body.
+    assert_eq!(origin.requests()[0].method, "GET");
+    let get = client()
+        .get(proxy.url("/h?size=5000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_header(&headers, "etag"),
+        get.headers().get("etag").and_then(|v| v.to_str().ok())
+    );
+}
+
+#[tokio::test]
+async fn head_goes_upstream_as_head_without_etag_generation() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&format!("{}{NO_ETAG}", origin.upstream_toml("app")));
+    let (status, headers, rest) = raw_exchange(
+        proxy.addr,
+        "HEAD /h?size=5000 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(raw_header(&headers, "content-length"), Some("5000"));
+    assert!(rest.is_empty());
     assert_eq!(origin.requests()[0].method, "HEAD");
 }
 
@@ -910,7 +952,7 @@ async fn no_content_and_not_modified_arrive_without_a_body() {
 #[tokio::test]
 async fn streaming_response_is_forwarded_incrementally() {
     let origin = Origin::start();
-    let proxy = Proxy::start(&origin.upstream_toml("app"));
+    let proxy = Proxy::start(&format!("{}{NO_ETAG}", origin.upstream_toml("app")));
     // The origin sends 1000 bytes at once, then 1000 more after 500 ms, then the last 1000
     // after another 500 ms.
     let mut resp = client()

@@ -67,6 +67,7 @@ pub struct Metrics {
     upstream_duration: HistogramVec,
     inflight: IntGaugeVec,
     compressed: IntCounterVec,
+    conditional: IntCounterVec,
     pub compression: CompressionMetrics,
 }
 
@@ -76,6 +77,9 @@ pub struct RouteMetrics {
     pub duration: Histogram,
     /// `outrider_compression_responses_total{route,algorithm}`, by [`coding_index`].
     pub compressed: [IntCounter; 3],
+    /// `outrider_conditional_responses_total{route,status}`: 304, then 412.
+    pub not_modified: IntCounter,
+    pub precondition_failed: IntCounter,
 }
 
 /// The `algorithm` label values, in [`coding_index`] order.
@@ -103,6 +107,9 @@ impl CompressionMetrics {
     pub fn record(&self, route: &RouteMetrics, coding: &Coding, bytes_in: u64, bytes_out: u64) {
         let i = coding_index(coding);
         route.compressed[i].inc();
+        route
+            .counts
+            .add_bytes_saved(bytes_in.saturating_sub(bytes_out));
         self.bytes_in[i].inc_by(bytes_in);
         self.bytes_out[i].inc_by(bytes_out);
     }
@@ -200,6 +207,14 @@ impl Metrics {
                 &["algorithm"],
             ),
         );
+        let conditional = register(
+            &registry,
+            int_counter_vec(
+                "outrider_conditional_responses_total",
+                "Responses the proxy answered from the request's preconditions (304, 412), by route.",
+                &["route", "status"],
+            ),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -219,6 +234,7 @@ impl Metrics {
             upstream_duration,
             inflight,
             compressed,
+            conditional,
             compression,
         }
     }
@@ -240,6 +256,8 @@ impl Metrics {
                     counts: self.requests.route(&r.name),
                     duration: self.request_duration.with_label_values(&[&*r.name]),
                     compressed: CODINGS.map(|c| self.compressed.with_label_values(&[&*r.name, c])),
+                    not_modified: self.conditional.with_label_values(&[&*r.name, "304"]),
+                    precondition_failed: self.conditional.with_label_values(&[&*r.name, "412"]),
                 })
                 .collect(),
             upstreams: policy
@@ -264,6 +282,9 @@ impl Metrics {
                 let _ = self.request_duration.remove_label_values(&[&*r.name]);
                 for c in CODINGS {
                     let _ = self.compressed.remove_label_values(&[&*r.name, c]);
+                }
+                for status in ["304", "412"] {
+                    let _ = self.conditional.remove_label_values(&[&*r.name, status]);
                 }
             }
         }

@@ -1,9 +1,11 @@
-//! The buffered leg: fetch the upstream response, hold the start of its body, then answer.
+//! The buffered leg: fetch the upstream response, hold (a bounded start of) its body, then answer.
 //!
 //! Why it exists: Pingora writes the response header downstream as soon as the upstream's
 //! arrives, before any body is read, and no hook can hold it back (PINGORA-NOTES.md §3.3). Some
-//! decisions need body bytes before the header can be written: whether a chunked body of
-//! unknown length reaches the route's `compression.min_size`. Those requests are served here.
+//! answers need body bytes before the header can be written: a generated `ETag` is a hash of the
+//! whole body (and a 304 or 412 depends on it), and whether a chunked body of unknown length
+//! reaches the route's `compression.min_size` decides `Content-Encoding`. Those requests are
+//! served here.
 //!
 //! How it stays one pipeline: this is a second *driver* of the same `ProxyHttp` hooks, not a
 //! second copy of them. It calls `upstream_peer` (endpoint choice, timeouts, in-flight gauge),
@@ -13,10 +15,18 @@
 //! session so the downstream modules (compression) run, and returns errors to Pingora, which
 //! calls `fail_to_proxy` and `logging` exactly as for its own leg.
 //!
-//! Scope, chosen so the leg never needs to stream a request body or an upgrade: `GET` with an
-//! empty body and no `Upgrade`, on a route that compresses, from a client that accepts one of
-//! its codings. Everything else goes through Pingora's leg. Memory per request is bounded by
-//! `min_size` (plus one read chunk); past it the body streams through.
+//! Scope, chosen so the leg never streams a request body or an upgrade: `GET` and `HEAD` with an
+//! empty body and no `Upgrade`, on a route that generates ETags, or that compresses for this
+//! client, or when the request carries preconditions. Everything else goes through Pingora's
+//! leg. Memory per request is bounded by `etag.max_body` (or `compression.min_size`) plus one
+//! read chunk; past it the body streams through without a generated tag. Responses that say
+//! they are streams (`text/event-stream`, `X-Accel-Buffering: no`) or must not be kept
+//! (`Cache-Control: no-store`) are never held.
+//!
+//! The leg evaluates the client's preconditions itself, so they are not sent upstream: the
+//! upstream cannot know a generated tag, and would answer an `If-Match` with it by 412.
+//! `If-Range` goes the same way and takes `Range` with it: the full representation is fetched
+//! and sent, which RFC 9110 §14.2 allows (a server may ignore `Range`).
 //!
 //! Pingora's leg also watches the client while waiting for the upstream; this one notices a
 //! vanished client only when it writes, within the upstream's read timeout.
@@ -29,27 +39,61 @@ use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::upstreams::peer::Peer;
 
-use super::compression::Compression;
-use super::{Ctx, Outrider};
+use super::compression::{joined_field, Compression};
+use super::{respond_text, Ctx, Outrider};
 use crate::compress::{self, Decision, ResponseFacts};
+use crate::conditional::{self, BodyHasher, Outcome, Preconditions, Validators};
 
 /// Whether this request is served by the buffered leg (see the module doc for the scope).
 pub(super) fn wanted(session: &mut Session, ctx: &Ctx) -> bool {
     let body_empty = session.is_body_empty();
     let req = session.req_header();
-    req.method == Method::GET
-        && body_empty
-        && !req.headers.contains_key(header::UPGRADE)
-        && ctx.route().is_some_and(|r| r.compression.compresses())
-        && session
-            .downstream_modules_ctx
-            .get::<Compression>()
-            .is_some_and(|c| c.negotiated().is_some())
+    let Some(route) = ctx.route() else {
+        return false;
+    };
+    let get = req.method == Method::GET;
+    if !(get || req.method == Method::HEAD)
+        || !body_empty
+        || req.headers.contains_key(header::UPGRADE)
+    {
+        return false;
+    }
+    route.etag.generate
+        || has_preconditions(req)
+        || (get
+            && route.compression.compresses()
+            && session
+                .downstream_modules_ctx
+                .get::<Compression>()
+                .is_some_and(|c| c.negotiated().is_some()))
+}
+
+const CONDITIONAL_FIELDS: [header::HeaderName; 5] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
+fn has_preconditions(req: &RequestHeader) -> bool {
+    CONDITIONAL_FIELDS[..4]
+        .iter()
+        .any(|name| req.headers.contains_key(name))
+}
+
+/// What the leg learned from the response header about holding its body.
+struct Hold {
+    /// Read this many bytes (or to the end) before writing the header.
+    bytes: u64,
+    /// Hash the body into an `ETag` if it ends within the hold.
+    etag: bool,
 }
 
 /// Serves the request end to end. An `Err` goes back to Pingora, which answers it through
 /// `fail_to_proxy` (or just closes the connection if the header is already out) and logs it.
 pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+    let is_head = session.req_header().method == Method::HEAD;
     let (mut upstream, peer) = exchange_header(proxy, session, ctx).await?;
     let Some(head) = upstream.response_header() else {
         return Error::e_explain(ErrorType::InvalidHTTPHeader, "no upstream response header");
@@ -61,17 +105,24 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
 
     let no_body = matches!(resp.status.as_u16(), 204 | 304) || upstream.response_done();
     let hold = if no_body {
-        0
+        Hold {
+            bytes: 0,
+            etag: false,
+        }
     } else {
-        bytes_to_hold(&resp, ctx)
+        plan_hold(&resp, ctx, is_head)
     };
 
-    // Read up to `hold` bytes before anything goes downstream.
+    // Read up to the hold before anything goes downstream.
     let mut held: Vec<Bytes> = Vec::new();
     let mut held_len = 0u64;
     let mut ended = no_body;
-    while !ended && held_len < hold {
-        match upstream.read_response_body().await? {
+    while !ended && held_len < hold.bytes {
+        match upstream
+            .read_response_body()
+            .await
+            .map_err(|e| e.into_up())?
+        {
             Some(chunk) => {
                 held_len += chunk.len() as u64;
                 held.push(chunk);
@@ -81,7 +132,14 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
         ended = ended || upstream.response_done();
     }
 
-    if ended && hold > 0 {
+    if ended && hold.etag {
+        let mut hasher = BodyHasher::new();
+        for chunk in &held {
+            hasher.update(chunk);
+        }
+        resp.insert_header("ETag", hasher.finish())?;
+    }
+    if ended && hold.bytes > 0 {
         // The whole body is here: give it a length, so that the size rules see it.
         resp.remove_header(&header::TRANSFER_ENCODING);
         resp.insert_header(header::CONTENT_LENGTH, held_len.to_string())?;
@@ -93,39 +151,82 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
         // as Pingora's leg does.
         resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
     }
+
+    match preconditions_outcome(session.req_header(), &resp) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => {
+            count(ctx, Outcome::NotModified);
+            let mut not_modified = not_modified_from(&resp)?;
+            if let Some(module) = session.downstream_modules_ctx.get::<Compression>() {
+                module.align_not_modified(&resp, &mut not_modified)?;
+            }
+            proxy
+                .response_filter(session, &mut not_modified, ctx)
+                .await?;
+            session
+                .write_response_header(not_modified, true)
+                .await
+                .map_err(|e| e.into_down())?;
+            return finish(proxy, upstream, &peer, ended).await;
+        }
+        Outcome::PreconditionFailed => {
+            count(ctx, Outcome::PreconditionFailed);
+            respond_text(
+                session,
+                412,
+                Bytes::from_static(b"412 Precondition Failed\n"),
+            )
+            .await?;
+            return finish(proxy, upstream, &peer, ended).await;
+        }
+    }
     proxy.response_filter(session, &mut resp, ctx).await?;
 
-    let header_only = ended && held_len == 0;
-    session.write_response_header(resp, header_only).await?;
+    // A HEAD was fetched as a GET (to hash its body); the client gets the header only.
+    let header_only = is_head || (ended && held_len == 0);
+    session
+        .write_response_header(resp, header_only)
+        .await
+        .map_err(|e| e.into_down())?;
     if header_only {
-        release(proxy, upstream, &peer).await;
-        return Ok(());
+        return finish(proxy, upstream, &peer, ended).await;
     }
     let last = held.len().saturating_sub(1);
     for (i, chunk) in held.into_iter().enumerate() {
         session
             .write_response_body(Some(chunk), ended && i == last)
-            .await?;
+            .await
+            .map_err(|e| e.into_down())?;
     }
     while !ended {
-        let chunk = upstream.read_response_body().await?;
+        let chunk = upstream
+            .read_response_body()
+            .await
+            .map_err(|e| e.into_up())?;
         ended = chunk.is_none() || upstream.response_done();
         if chunk.is_some() || ended {
-            session.write_response_body(chunk, ended).await?;
+            session
+                .write_response_body(chunk, ended)
+                .await
+                .map_err(|e| e.into_down())?;
         }
     }
-    release(proxy, upstream, &peer).await;
-    Ok(())
+    finish(proxy, upstream, &peer, true).await
 }
 
-/// How many body bytes must be read before the header can be decided: `min_size` when the
-/// response would be compressed but its length is unknown, else none.
-fn bytes_to_hold(resp: &ResponseHeader, ctx: &Ctx) -> u64 {
-    let Some(route) = ctx.route() else { return 0 };
-    let policy = &route.compression;
+/// How much of the body to read before the header can be decided. An ETag needs all of it
+/// (up to `etag.max_body`); a compression decision needs `min_size` when the length is unknown.
+fn plan_hold(resp: &ResponseHeader, ctx: &Ctx, is_head: bool) -> Hold {
+    let none = Hold {
+        bytes: 0,
+        etag: false,
+    };
+    let Some(route) = ctx.route() else {
+        return none;
+    };
     let header_str = |name| resp.headers.get(name).and_then(|v| v.to_str().ok());
     // `X-Accel-Buffering: no` is how backends tell nginx not to hold a response back; streams
-    // that set it, and event streams, start at once and are compressed as they come.
+    // that set it, and event streams, start at once (and are compressed as they come).
     if header_str("x-accel-buffering").is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
         || header_str(header::CONTENT_TYPE.as_str()).is_some_and(|ct| {
             ct.split(';')
@@ -133,21 +234,130 @@ fn bytes_to_hold(resp: &ResponseHeader, ctx: &Ctx) -> u64 {
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
         })
     {
-        return 0;
+        return none;
+    }
+    let cache_control = joined_field(&resp.headers, header::CACHE_CONTROL);
+    let content_length: Option<u64> =
+        header_str(header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse().ok());
+    let etag = route.etag.generate
+        && resp.status == http::StatusCode::OK
+        && !resp.headers.contains_key(header::ETAG)
+        && !has_directive(cache_control.as_deref(), "no-store")
+        && content_length.is_none_or(|len| len <= route.etag.max_body);
+    if etag {
+        return Hold {
+            bytes: route.etag.max_body.saturating_add(1),
+            etag: true,
+        };
+    }
+    if is_head {
+        return none;
     }
     let facts = ResponseFacts {
         status: resp.status.as_u16(),
         is_head: false,
         content_type: header_str(header::CONTENT_TYPE.as_str()),
         has_content_encoding: resp.headers.contains_key(header::CONTENT_ENCODING),
-        cache_control: header_str(header::CACHE_CONTROL.as_str()),
-        content_length: header_str(header::CONTENT_LENGTH.as_str())
-            .and_then(|v| v.trim().parse().ok()),
+        cache_control: cache_control.as_deref(),
+        content_length,
     };
-    match compress::decide(&facts, policy) {
-        Decision::Undecided => policy.min_size,
-        _ => 0,
+    match compress::decide(&facts, &route.compression) {
+        Decision::Undecided => Hold {
+            bytes: route.compression.min_size,
+            etag: false,
+        },
+        _ => none,
     }
+}
+
+/// A `Cache-Control` directive by name, as its own member (names are case-insensitive).
+fn has_directive(cache_control: Option<&str>, name: &str) -> bool {
+    cache_control.is_some_and(|v| {
+        v.split(',').any(|member| {
+            member
+                .split('=')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+        })
+    })
+}
+
+fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome {
+    if !has_preconditions(req) {
+        return Outcome::Proceed;
+    }
+    let if_match = joined_field(&req.headers, header::IF_MATCH);
+    let if_none_match = joined_field(&req.headers, header::IF_NONE_MATCH);
+    let pre = Preconditions {
+        if_match: if_match.as_deref(),
+        if_none_match: if_none_match.as_deref(),
+        if_modified_since: req
+            .headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok()),
+        if_unmodified_since: req
+            .headers
+            .get(header::IF_UNMODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let current = Validators {
+        etag: resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        last_modified: resp
+            .headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok()),
+    };
+    // The leg serves GET and HEAD only: both are safe reads.
+    conditional::evaluate(&pre, true, resp.status.as_u16(), &current)
+}
+
+/// The 304 for `full`: the fields RFC 9110 §15.4.5 requires a 304 to repeat (plus
+/// `Last-Modified`, which caches use to update what they hold) and no content.
+fn not_modified_from(full: &ResponseHeader) -> Result<Box<ResponseHeader>> {
+    let mut resp = ResponseHeader::build(304, Some(8))?;
+    for name in [
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::CACHE_CONTROL,
+        header::EXPIRES,
+        header::VARY,
+        header::CONTENT_LOCATION,
+        header::DATE,
+        header::VIA,
+    ] {
+        for value in full.headers.get_all(&name) {
+            resp.append_header(name.clone(), value.clone())?;
+        }
+    }
+    Ok(Box::new(resp))
+}
+
+fn count(ctx: &Ctx, outcome: Outcome) {
+    let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) else {
+        return;
+    };
+    match outcome {
+        Outcome::NotModified => m.not_modified.inc(),
+        Outcome::PreconditionFailed => m.precondition_failed.inc(),
+        Outcome::Proceed => {}
+    }
+}
+
+/// Returns a fully read connection to the pool; one with body left unread is closed (reading
+/// the rest only to reuse it would cost more than a new connection for large bodies).
+async fn finish(
+    proxy: &Outrider,
+    upstream: UpstreamSession,
+    peer: &HttpPeer,
+    fully_read: bool,
+) -> Result<()> {
+    if fully_read {
+        proxy
+            .connector
+            .release_http_session(upstream, peer, peer.idle_timeout())
+            .await;
+    }
+    Ok(())
 }
 
 /// Connects (retrying once where the hooks allow), sends the request and reads the response
@@ -216,7 +426,19 @@ async fn upstream_request(
 ) -> Result<Box<RequestHeader>> {
     let mut req = Box::new(session.req_header().clone());
     req.set_version(Version::HTTP_11);
-    strip_request_hop_by_hop(&mut req);
+    strip_request_hop_by_hop(&mut req)?;
+    // Preconditions are evaluated here, against what the upstream sends (see the module doc).
+    if req.headers.contains_key(header::IF_RANGE) {
+        req.remove_header(&header::RANGE);
+    }
+    for name in &CONDITIONAL_FIELDS {
+        req.remove_header(name);
+    }
+    // A HEAD is fetched as a GET when its ETag is to be generated: the tag hashes the body
+    // the GET would carry, and HEAD must describe the same representation.
+    if req.method == Method::HEAD && ctx.route().is_some_and(|r| r.etag.generate) {
+        req.set_method(Method::GET);
+    }
     if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
         req.insert_header(header::HOST, authority)?;
         if let Some(path) = req.uri.path_and_query().cloned() {
@@ -229,29 +451,67 @@ async fn upstream_request(
     Ok(req)
 }
 
-fn strip_request_hop_by_hop(req: &mut RequestHeader) {
-    let nominated: Vec<String> = req
+/// How many `Connection` options a request may name; more is rejected, not parsed (as
+/// Pingora's leg does, after Envoy).
+const MAX_CONNECTION_OPTIONS: usize = 10;
+
+/// Removes the fields that belong to the client's connection (RFC 9110 §7.6.1): those its
+/// `Connection` names and the standard hop-by-hop ones. A request whose `Connection` names a
+/// field the proxy itself sets or routes by (so that dropping it would let the client strip
+/// forwarding information), a pseudo-header, or a non-token is refused with 400: the same
+/// rules as Pingora's leg, so both legs forward the same request.
+fn strip_request_hop_by_hop(req: &mut RequestHeader) -> Result<()> {
+    let mut nominated: Vec<header::HeaderName> = Vec::new();
+    for token in req
         .headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect();
-    for name in &nominated {
-        // The fields that frame or route the message are never the client's to drop.
-        if !matches!(
-            name.as_str(),
-            "host" | "content-length" | "transfer-encoding"
-        ) {
-            req.remove_header(name.as_str());
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+    {
+        if nominated.len() + 1 >= MAX_CONNECTION_OPTIONS {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "too many Connection header options",
+            )
+            .map_err(|e: Box<Error>| e.into_down());
         }
+        let valid_token = !token.starts_with(b":")
+            && token
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b));
+        let name = match header::HeaderName::from_bytes(token) {
+            Ok(name) if valid_token => name,
+            _ => {
+                return Error::e_explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "invalid option in the Connection header",
+                )
+                .map_err(|e: Box<Error>| e.into_down())
+            }
+        };
+        if matches!(
+            name.as_str(),
+            "host" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto"
+        ) {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "protected header named by the Connection header",
+            )
+            .map_err(|e: Box<Error>| e.into_down());
+        }
+        nominated.push(name);
+    }
+    for name in &nominated {
+        req.remove_header(name);
     }
     for name in [
         header::CONNECTION.as_str(),
         "keep-alive",
         "proxy-connection",
+        header::PROXY_AUTHENTICATE.as_str(),
+        header::PROXY_AUTHORIZATION.as_str(),
         header::TE.as_str(),
         header::TRAILER.as_str(),
         header::TRANSFER_ENCODING.as_str(),
@@ -262,14 +522,7 @@ fn strip_request_hop_by_hop(req: &mut RequestHeader) {
     ] {
         req.remove_header(name);
     }
-}
-
-/// Returns a fully read connection to the pool (the connector keeps only reusable ones).
-async fn release(proxy: &Outrider, upstream: UpstreamSession, peer: &HttpPeer) {
-    proxy
-        .connector
-        .release_http_session(upstream, peer, peer.idle_timeout())
-        .await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -281,7 +534,7 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         for (name, value) in [
             ("host", "a.example"),
-            ("connection", "keep-alive, X-Secret, Host"),
+            ("connection", "keep-alive, X-Secret"),
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
@@ -290,8 +543,19 @@ mod tests {
         ] {
             req.append_header(name, value).unwrap();
         }
-        strip_request_hop_by_hop(&mut req);
+        strip_request_hop_by_hop(&mut req).unwrap();
         let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["host", "accept"]);
+    }
+
+    #[test]
+    fn connection_cannot_name_what_the_proxy_sets() {
+        for named in ["X-Forwarded-For", "host", ":authority", "\"x-a\""] {
+            let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+            req.append_header("connection", format!("close, {named}"))
+                .unwrap();
+            let err = strip_request_hop_by_hop(&mut req).unwrap_err();
+            assert_eq!(err.esource(), &pingora::ErrorSource::Downstream, "{named}");
+        }
     }
 }

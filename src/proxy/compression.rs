@@ -87,6 +87,36 @@ impl Compression {
         self.plan.as_ref().and_then(|p| p.coding.as_ref())
     }
 
+    /// Gives a 304 built from `full` (the 200 it stands for) the `Vary` and `ETag` form that
+    /// this client would have got on the 200 (RFC 9110 §15.4.5): the module cannot tell from
+    /// the 304 itself, which has no media type or length.
+    pub fn align_not_modified(
+        &self,
+        full: &ResponseHeader,
+        not_modified: &mut ResponseHeader,
+    ) -> Result<()> {
+        let Some(plan) = &self.plan else {
+            return Ok(());
+        };
+        let Some(route) = plan.policy.route_by_id(plan.route) else {
+            return Ok(());
+        };
+        let cc = cache_control(full);
+        let facts = facts(full, false, cc.as_deref());
+        if compress::could_compress(&facts, &route.compression) {
+            add_vary_accept_encoding(not_modified)?;
+        }
+        if plan.coding.is_some()
+            && matches!(
+                compress::decide(&facts, &route.compression),
+                Decision::Compress | Decision::Undecided
+            )
+        {
+            weaken_etag(not_modified)?;
+        }
+        Ok(())
+    }
+
     fn record(&self) {
         let (Some(plan), Some(encoder)) = (&self.plan, &self.encoder) else {
             return;
@@ -141,13 +171,16 @@ fn facts<'a>(
     }
 }
 
-/// Every `Cache-Control` line as one list (RFC 9110 §5.3); borrowed in the usual one-line case.
 fn cache_control(resp: &ResponseHeader) -> Option<Cow<'_, str>> {
-    let mut lines = resp
-        .headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+    joined_field(&resp.headers, header::CACHE_CONTROL)
+}
+
+/// Every line of a list field as one list (RFC 9110 §5.3); borrowed in the usual one-line case.
+pub(super) fn joined_field(
+    headers: &http::HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> Option<Cow<'_, str>> {
+    let mut lines = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
     let first = lines.next()?;
     match lines.next() {
         None => Some(Cow::Borrowed(first)),

@@ -1,0 +1,953 @@
+//! Conditional requests and generated ETags through the real proxy: a real Outrider in-process
+//! (and the built binary, for restarts), a real HTTP/1.1 origin, a real client.
+//!
+//! Sections: generated ETags · If-None-Match · the upstream's own ETag · If-Modified-Since ·
+//! 412 · unsafe methods · bodies that are not held · HEAD · compression · If-Range · metrics ·
+//! streaming. Helpers are at the end of the file.
+
+mod support;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::origin::pattern;
+use support::{client, h2c_client, server_section, BinaryProxy, Origin, Proxy, Reply};
+
+const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+// ======================================================================================
+// Generated ETags
+// ======================================================================================
+
+/// A 200 GET without an upstream ETag gets a strong 32-hex ETag on the first response, with
+/// the body byte-exact and a Content-Length.
+#[tokio::test]
+async fn first_response_gets_a_strong_generated_etag() {
+    let rig = Rig::new();
+    let got = rig.get("/g?size=1000", &[]).await;
+    assert_eq!(got.status, 200);
+    generated(got.header("etag").expect("no ETag on the first response"));
+    assert_eq!(got.header("content-length"), Some("1000"));
+    assert!(got.body == pattern(0, 1000), "body differs");
+}
+
+/// Same body → same tag across two proxies; a different body (same or different length) →
+/// a different tag.
+#[tokio::test]
+async fn the_tag_depends_on_the_body_only() {
+    let a = Rig::with_origin(text_origin(), "");
+    let b = Rig::with_origin(text_origin(), "");
+    let tag_a = a.tag("/t?body=hello-world").await;
+    let tag_b = b.tag("/t?body=hello-world").await;
+    assert_eq!(tag_a, tag_b, "same body, two proxies, different tags");
+    assert_eq!(tag_a, a.tag("/other/path?body=hello-world").await);
+    assert_ne!(tag_a, a.tag("/t?body=hello-World").await, "same length");
+    assert_ne!(tag_a, a.tag("/t?body=hello-world!").await, "longer");
+}
+
+/// The tag survives a restart of the process (the built binary, twice) and matches the
+/// in-process proxy's.
+#[tokio::test]
+async fn the_tag_is_stable_across_restarts() {
+    let origin = Origin::start();
+    let body = conf(&origin, "");
+    let url = |p: &BinaryProxy| format!("http://{}/r?size=777", p.addr);
+    let first = {
+        let p = BinaryProxy::spawn(|d, a| format!("{}{body}", server_section(d, a)));
+        fetch_tag(&url(&p)).await
+    };
+    let second = {
+        let p = BinaryProxy::spawn(|d, a| format!("{}{body}", server_section(d, a)));
+        fetch_tag(&url(&p)).await
+    };
+    generated(&first);
+    assert_eq!(first, second, "the tag changed across a restart");
+    let in_process = Proxy::start(&body);
+    assert_eq!(
+        first,
+        fetch_tag(&in_process.url("/r?size=777")).await,
+        "binary and in-process proxies disagree"
+    );
+}
+
+// ======================================================================================
+// If-None-Match
+// ======================================================================================
+
+/// A matching If-None-Match gets a 304 without content that repeats the validators and
+/// caching fields of the 200, but not its Content-Type or length.
+#[tokio::test]
+async fn if_none_match_with_the_generated_tag_is_304() {
+    let rig = Rig::new();
+    let path = format!(
+        "/n?size=500&ct=text/plain&h={}&h={}&h={}&h={}&h={}",
+        enc("Cache-Control:max-age=60"),
+        enc("Expires:Thu, 01 Dec 2044 16:00:00 GMT"),
+        enc("Vary:Origin"),
+        enc("Content-Location:/n.txt"),
+        enc(&format!("Last-Modified:{LM}")),
+    );
+    let full = rig.get(&path, &[]).await;
+    assert_eq!(full.status, 200);
+    let tag = full.header("etag").expect("ETag").to_string();
+    assert!(full.header("date").is_some(), "the 200 has no Date");
+    let nm = rig.get(&path, &[("if-none-match", &tag)]).await;
+    assert_eq!(nm.status, 304);
+    assert!(nm.body.is_empty(), "304 with a body");
+    assert_eq!(nm.header("etag"), Some(tag.as_str()));
+    for name in [
+        "cache-control",
+        "expires",
+        "content-location",
+        "last-modified",
+    ] {
+        assert_eq!(nm.header(name), full.header(name), "{name}");
+    }
+    assert!(nm.header("date").is_some(), "304 without Date");
+    assert!(
+        nm.all("vary").iter().any(|v| v.contains("Origin")),
+        "304 lost Vary: {:?}",
+        nm.all("vary")
+    );
+    assert_eq!(nm.header("content-type"), None, "304 with Content-Type");
+    assert_eq!(nm.header("content-length"), None, "304 with Content-Length");
+}
+
+/// The tag forms that match: weak comparison, a list, `*`; and one that does not.
+#[tokio::test]
+async fn if_none_match_forms() {
+    let rig = Rig::new();
+    let path = "/f?size=300";
+    let tag = rig.tag(path).await;
+    let rows = [
+        (format!("W/{tag}"), 304),
+        (format!("\"x\", {tag}"), 304),
+        (format!("\"x\",{tag}, \"y\""), 304),
+        ("*".to_string(), 304),
+        ("\"x\"".to_string(), 200),
+        (format!("\"{}\"", &tag[1..tag.len() - 2]), 200),
+    ];
+    for (inm, status) in rows {
+        let got = rig.get(path, &[("if-none-match", &inm)]).await;
+        assert_eq!(got.status, status, "If-None-Match: {inm}");
+        if status == 200 {
+            assert!(got.body == pattern(0, 300), "If-None-Match: {inm}: body");
+            assert_eq!(got.header("etag"), Some(tag.as_str()));
+        } else {
+            assert!(got.body.is_empty());
+        }
+    }
+}
+
+/// If-None-Match on two lines is one list.
+#[tokio::test]
+async fn if_none_match_on_two_lines() {
+    let rig = Rig::new();
+    let tag = rig.tag("/two?size=30").await;
+    let got = rig
+        .get(
+            "/two?size=30",
+            &[("if-none-match", "\"x\""), ("if-none-match", &tag)],
+        )
+        .await;
+    assert_eq!(got.status, 304);
+}
+
+/// A 304 and a 412 leave the client connection usable: the next request on it gets a whole
+/// 200.
+#[tokio::test]
+async fn the_connection_survives_304_and_412() {
+    let rig = Rig::new();
+    let tag = rig.tag("/k?size=20").await;
+    let mut stream = tokio::net::TcpStream::connect(rig.proxy.addr)
+        .await
+        .unwrap();
+    let head = |extra: &str| format!("GET /k?size=20 HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
+    stream
+        .write_all(head(&format!("If-None-Match: {tag}\r\n")).as_bytes())
+        .await
+        .unwrap();
+    let (status, headers) = read_head(&mut stream).await;
+    assert_eq!(status, 304);
+    assert!(headers
+        .iter()
+        .all(|(k, _)| k != "content-length" && k != "transfer-encoding"));
+    stream
+        .write_all(head("If-Match: \"no\"\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (status, headers) = read_head(&mut stream).await;
+    assert_eq!(status, 412);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("412 without Content-Length");
+    let mut skip = vec![0u8; len];
+    stream.read_exact(&mut skip).await.unwrap();
+    stream
+        .write_all(head("Connection: close\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("the proxy did not close")
+        .unwrap();
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        rest.ends_with(&pattern(0, 20)),
+        "third response body differs"
+    );
+}
+
+/// Over h2c too.
+#[tokio::test]
+async fn h2c_revalidation() {
+    let rig = Rig::new();
+    let tag = rig.tag("/h2?size=40").await;
+    let resp = h2c_client()
+        .get(rig.proxy.url("/h2?size=40"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 304);
+    assert_eq!(
+        resp.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(tag.as_str())
+    );
+    let resp = h2c_client()
+        .get(rig.proxy.url("/h2?size=40"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(tag.as_str())
+    );
+    assert!(resp.bytes().await.unwrap() == pattern(0, 40));
+}
+
+/// The proxy evaluates the preconditions itself: none of them reaches the upstream.
+#[tokio::test]
+async fn preconditions_are_not_forwarded_on_get() {
+    let rig = Rig::new();
+    let tag = rig.tag("/p?size=10").await;
+    let got = rig
+        .get(
+            "/p?size=10",
+            &[
+                ("if-none-match", &tag),
+                ("if-match", "\"a\""),
+                ("if-modified-since", LM),
+                ("if-unmodified-since", LM),
+            ],
+        )
+        .await;
+    assert!(matches!(got.status, 304 | 412), "{}", got.status);
+    let seen = rig.origin.requests();
+    assert_eq!(seen.len(), 2);
+    for name in [
+        "if-none-match",
+        "if-match",
+        "if-modified-since",
+        "if-unmodified-since",
+    ] {
+        assert!(
+            !seen[1].headers.contains_key(name),
+            "the origin saw {name}: {:?}",
+            seen[1].headers
+        );
+    }
+}
+
+// ======================================================================================
+// The upstream's own ETag
+// ======================================================================================
+
+/// An upstream ETag is kept as is and answers If-None-Match even though the origin ignores it.
+#[tokio::test]
+async fn the_upstreams_etag_is_kept_and_used_for_304() {
+    let rig = Rig::new();
+    let path = format!("/u?size=200&h={}", enc("ETag:\"v1\""));
+    let full = rig.get(&path, &[]).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.header("etag"), Some("\"v1\""));
+    let nm = rig.get(&path, &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(nm.status, 304);
+    assert_eq!(nm.header("etag"), Some("\"v1\""));
+    let weak_upstream = format!("/u?size=200&h={}", enc("ETag:W/\"w\""));
+    let got = rig.get(&weak_upstream, &[]).await;
+    assert_eq!(got.header("etag"), Some("W/\"w\""));
+    let nm = rig.get(&weak_upstream, &[("if-none-match", "\"w\"")]).await;
+    assert_eq!(
+        nm.status, 304,
+        "weak comparison against a weak upstream tag"
+    );
+    let miss = rig.get(&path, &[("if-none-match", "\"v2\"")]).await;
+    assert_eq!(miss.status, 200);
+    assert!(miss.body == pattern(0, 200));
+}
+
+// ======================================================================================
+// If-Modified-Since
+// ======================================================================================
+
+#[tokio::test]
+async fn if_modified_since_in_all_three_formats() {
+    let rig = Rig::new();
+    let path = format!("/m?size=50&h={}", enc(&format!("Last-Modified:{LM}")));
+    let rows = [
+        (LM, 304),
+        ("Sun, 06 Nov 1994 08:49:38 GMT", 304),
+        ("Mon, 07 Nov 1994 08:49:37 GMT", 304),
+        ("Sun, 06 Nov 1994 08:49:36 GMT", 200),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 304),
+        ("Saturday, 05-Nov-94 08:49:37 GMT", 200),
+        ("Sun Nov  6 08:49:37 1994", 304),
+        ("Sat Nov  5 08:49:37 1994", 200),
+        ("not a date", 200),
+        ("Sun, 06 Nov 1994 25:49:37 GMT", 200),
+    ];
+    for (ims, status) in rows {
+        let got = rig.get(&path, &[("if-modified-since", ims)]).await;
+        assert_eq!(got.status, status, "If-Modified-Since: {ims}");
+        if status == 200 {
+            assert!(got.body == pattern(0, 50), "If-Modified-Since: {ims}: body");
+        }
+    }
+}
+
+/// If-Modified-Since also works on a route that generates no ETag (the preconditions alone
+/// send the request through the evaluating leg).
+#[tokio::test]
+async fn if_modified_since_without_generated_etags() {
+    let rig = Rig::new();
+    let path = format!("/plain/m?size=50&h={}", enc(&format!("Last-Modified:{LM}")));
+    let got = rig.get(&path, &[("if-modified-since", LM)]).await;
+    assert_eq!(got.status, 304);
+    assert_eq!(got.header("etag"), None);
+    assert_eq!(got.header("last-modified"), Some(LM));
+    let got = rig
+        .get(&path, &[("if-modified-since", "Sat Nov  5 08:49:37 1994")])
+        .await;
+    assert_eq!(got.status, 200);
+}
+
+/// If-None-Match present (and not matching) makes If-Modified-Since ignored.
+#[tokio::test]
+async fn if_none_match_overrides_if_modified_since() {
+    let rig = Rig::new();
+    let path = format!("/m?size=50&h={}", enc(&format!("Last-Modified:{LM}")));
+    let got = rig
+        .get(
+            &path,
+            &[("if-none-match", "\"nope\""), ("if-modified-since", LM)],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(got.body == pattern(0, 50));
+}
+
+/// Without Last-Modified, If-Modified-Since has nothing to compare with.
+#[tokio::test]
+async fn if_modified_since_without_last_modified_is_200() {
+    let rig = Rig::new();
+    let got = rig
+        .get(
+            "/m?size=50",
+            &[("if-modified-since", "Sun, 06 Nov 2044 08:49:37 GMT")],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+}
+
+// ======================================================================================
+// 412
+// ======================================================================================
+
+#[tokio::test]
+async fn if_match_against_the_generated_tag() {
+    let rig = Rig::new();
+    let tag = rig.tag("/im?size=64").await;
+    let failed = rig.get("/im?size=64", &[("if-match", "\"nope\"")]).await;
+    assert_eq!(failed.status, 412);
+    assert!(
+        failed.body != pattern(0, 64),
+        "412 carried the representation"
+    );
+    let ok = rig.get("/im?size=64", &[("if-match", &tag)]).await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body == pattern(0, 64));
+    let star = rig.get("/im?size=64", &[("if-match", "*")]).await;
+    assert_eq!(star.status, 200);
+    // If-Match uses the strong comparison: a weak tag never matches.
+    let weak = rig
+        .get("/im?size=64", &[("if-match", &format!("W/{tag}"))])
+        .await;
+    assert_eq!(weak.status, 412);
+}
+
+#[tokio::test]
+async fn if_match_against_the_upstreams_tag() {
+    let rig = Rig::new();
+    let path = format!("/im?size=64&h={}", enc("ETag:\"v1\""));
+    assert_eq!(rig.get(&path, &[("if-match", "\"v2\"")]).await.status, 412);
+    assert_eq!(
+        rig.get(&path, &[("if-match", "\"v2\", \"v1\"")])
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn if_unmodified_since() {
+    let rig = Rig::new();
+    let path = format!("/ius?size=64&h={}", enc(&format!("Last-Modified:{LM}")));
+    let earlier = rig
+        .get(
+            &path,
+            &[("if-unmodified-since", "Sat, 05 Nov 1994 08:49:37 GMT")],
+        )
+        .await;
+    assert_eq!(earlier.status, 412);
+    let equal = rig.get(&path, &[("if-unmodified-since", LM)]).await;
+    assert_eq!(equal.status, 200);
+    assert!(equal.body == pattern(0, 64));
+    let invalid = rig.get(&path, &[("if-unmodified-since", "garbage")]).await;
+    assert_eq!(invalid.status, 200);
+}
+
+/// A precondition on an error response is not evaluated: the 404 goes through.
+#[tokio::test]
+async fn preconditions_do_not_apply_to_errors() {
+    let rig = Rig::new();
+    let got = rig
+        .get("/e?status=404&size=9", &[("if-match", "\"nope\"")])
+        .await;
+    assert_eq!(got.status, 404);
+    let got = rig
+        .get("/e?status=404&size=9", &[("if-none-match", "*")])
+        .await;
+    assert_eq!(got.status, 404);
+}
+
+// ======================================================================================
+// Unsafe methods
+// ======================================================================================
+
+/// PUT, PATCH, DELETE, POST go upstream with their preconditions and come back with the
+/// upstream's status, whatever the proxy would have thought of them.
+#[tokio::test]
+async fn unsafe_methods_keep_their_preconditions_and_the_upstreams_status() {
+    let rig = Rig::new();
+    let rows = [
+        (Method::PUT, "if-match", "\"nope\"", 200),
+        (Method::PATCH, "if-match", "\"nope\"", 204),
+        (Method::DELETE, "if-match", "\"nope\"", 200),
+        (Method::POST, "if-none-match", "*", 201),
+        (Method::PUT, "if-none-match", "*", 200),
+        (Method::PUT, "if-match", "\"x\"", 412),
+    ];
+    for (i, (method, name, value, status)) in rows.into_iter().enumerate() {
+        let path = format!("/w/{i}?status={status}&size=5");
+        let got = rig
+            .send(
+                method.clone(),
+                &path,
+                &[(name, value)],
+                Some(b"hello".to_vec()),
+            )
+            .await;
+        assert_eq!(got.status, status, "{method} {name}: {value}");
+        let seen = rig
+            .origin
+            .requests()
+            .into_iter()
+            .find(|r| r.uri == path)
+            .unwrap_or_else(|| panic!("{method} never reached the origin"));
+        assert_eq!(seen.method, method.as_str());
+        assert_eq!(
+            seen.headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{method}: the origin did not see {name}"
+        );
+        assert_eq!(seen.body_len, 5, "{method}: request body");
+    }
+}
+
+// ======================================================================================
+// Bodies that are not held, and responses that get no tag
+// ======================================================================================
+
+#[tokio::test]
+async fn a_body_over_max_body_with_a_length_gets_no_etag() {
+    let rig = Rig::with("max_body = \"4KiB\"");
+    let got = rig.get("/big?size=10000", &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("etag"), None);
+    assert_eq!(got.header("content-length"), Some("10000"));
+    assert!(got.body == pattern(0, 10000));
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_max_body_gets_no_etag_but_arrives_whole() {
+    let rig = Rig::with("max_body = \"4KiB\"");
+    let got = rig.get("/big?size=10000&chunked=1&chunks=7", &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("etag"), None);
+    assert_eq!(got.body.len(), 10000);
+    assert!(got.body == pattern(0, 10000), "body differs");
+}
+
+/// The limit is inclusive, for both framings; a chunked body within it gets a length.
+#[tokio::test]
+async fn max_body_boundary() {
+    let rig = Rig::with("max_body = \"4KiB\"");
+    for framing in ["", "&chunked=1&chunks=3"] {
+        let at = rig.get(&format!("/b?size=4096{framing}"), &[]).await;
+        generated(
+            at.header("etag")
+                .unwrap_or_else(|| panic!("{framing}: none at the limit")),
+        );
+        assert_eq!(at.header("content-length"), Some("4096"), "{framing}");
+        assert!(at.body == pattern(0, 4096));
+        let over = rig.get(&format!("/b?size=4097{framing}"), &[]).await;
+        assert_eq!(over.header("etag"), None, "{framing}: one byte over");
+        assert!(over.body == pattern(0, 4097));
+    }
+}
+
+#[tokio::test]
+async fn no_store_errors_and_disabled_routes_get_no_etag() {
+    let rig = Rig::new();
+    let no_store = rig
+        .get(
+            &format!("/x?size=100&h={}", enc("Cache-Control:private, no-store")),
+            &[],
+        )
+        .await;
+    assert_eq!(no_store.status, 200);
+    assert_eq!(no_store.header("etag"), None, "no-store");
+    assert!(no_store.body == pattern(0, 100));
+    let not_found = rig.get("/x?status=404&size=100", &[]).await;
+    assert_eq!(not_found.status, 404);
+    assert_eq!(not_found.header("etag"), None, "404");
+    let disabled = rig.get("/plain/x?size=100", &[]).await;
+    assert_eq!(disabled.status, 200);
+    assert_eq!(disabled.header("etag"), None, "etag.generate = false");
+    assert!(disabled.body == pattern(0, 100));
+    // ... and a generated tag cannot be used for a 304 there.
+    let nm = rig
+        .get("/plain/x?size=100", &[("if-none-match", "*")])
+        .await;
+    assert_eq!(nm.status, 304, "* matches any current representation");
+}
+
+/// An empty 200 is tagged too (the hash of nothing) and keeps Content-Length: 0.
+#[tokio::test]
+async fn an_empty_body_is_tagged() {
+    let rig = Rig::new();
+    let got = rig.get("/empty?size=0&chunked=1", &[]).await;
+    assert_eq!(got.status, 200);
+    let tag = got
+        .header("etag")
+        .expect("no ETag on an empty body")
+        .to_string();
+    generated(&tag);
+    assert!(got.body.is_empty());
+    let nm = rig
+        .get("/empty?size=0&chunked=1", &[("if-none-match", &tag)])
+        .await;
+    assert_eq!(nm.status, 304);
+}
+
+// ======================================================================================
+// HEAD
+// ======================================================================================
+
+#[tokio::test]
+async fn head_gets_the_same_etag_and_length_as_get() {
+    let rig = Rig::new();
+    let get = rig.get("/h?size=1234", &[]).await;
+    let head = rig.send(Method::HEAD, "/h?size=1234", &[], None).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("etag"), get.header("etag"));
+    generated(head.header("etag").expect("HEAD without ETag"));
+    assert_eq!(head.header("content-length"), Some("1234"));
+    assert!(head.body.is_empty());
+    let tag = get.header("etag").unwrap();
+    let nm = rig
+        .send(
+            Method::HEAD,
+            "/h?size=1234",
+            &[("if-none-match", tag)],
+            None,
+        )
+        .await;
+    assert_eq!(nm.status, 304);
+    assert_eq!(nm.header("etag"), Some(tag));
+}
+
+// ======================================================================================
+// Compression
+// ======================================================================================
+
+#[tokio::test]
+async fn a_compressed_body_gets_the_weak_form_of_the_tag() {
+    let rig = Rig::new();
+    let path = "/c?size=10000&ct=text/plain";
+    let identity = rig.get(path, &[]).await;
+    assert_eq!(identity.header("content-encoding"), None);
+    let strong = identity.header("etag").expect("identity ETag").to_string();
+    generated(&strong);
+    let gz = rig.get(path, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let weak = format!("W/{strong}");
+    assert_eq!(gz.header("etag"), Some(weak.as_str()));
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut decoded)
+        .expect("valid gzip");
+    assert!(decoded == pattern(0, 10000), "decoded body differs");
+    for inm in [weak.as_str(), strong.as_str()] {
+        let nm = rig
+            .get(path, &[("accept-encoding", "gzip"), ("if-none-match", inm)])
+            .await;
+        assert_eq!(nm.status, 304, "If-None-Match: {inm}");
+        assert_eq!(
+            nm.header("etag"),
+            Some(weak.as_str()),
+            "If-None-Match: {inm}"
+        );
+        assert!(
+            nm.all("vary").iter().any(|v| v.contains("Accept-Encoding")),
+            "304 without Vary: Accept-Encoding: {:?}",
+            nm.all("vary")
+        );
+        assert_eq!(nm.header("content-encoding"), None);
+        assert!(nm.body.is_empty());
+    }
+    // An identity client revalidating gets the strong tag back.
+    let nm = rig.get(path, &[("if-none-match", &weak)]).await;
+    assert_eq!(nm.status, 304);
+    assert_eq!(nm.header("etag"), Some(strong.as_str()));
+}
+
+// ======================================================================================
+// If-Range
+// ======================================================================================
+
+#[tokio::test]
+async fn if_range_fetches_and_sends_the_full_representation() {
+    let rig = Rig::new();
+    let tag = rig.tag("/r?size=100").await;
+    for if_range in [tag.as_str(), "\"other\"", LM] {
+        let got = rig
+            .get(
+                "/r?size=100",
+                &[("range", "bytes=0-9"), ("if-range", if_range)],
+            )
+            .await;
+        assert_eq!(got.status, 200, "If-Range: {if_range}");
+        assert!(got.body == pattern(0, 100), "If-Range: {if_range}: body");
+        assert_eq!(got.header("etag"), Some(tag.as_str()));
+    }
+    for seen in rig.origin.requests().iter().skip(1) {
+        assert!(!seen.headers.contains_key("range"), "origin saw Range");
+        assert!(
+            !seen.headers.contains_key("if-range"),
+            "origin saw If-Range"
+        );
+    }
+}
+
+// ======================================================================================
+// Metrics
+// ======================================================================================
+
+#[tokio::test]
+async fn not_modified_and_precondition_failed_are_counted_per_route() {
+    let rig = Rig::new();
+    let tag = rig.tag("/mx?size=10").await;
+    assert_eq!(
+        rig.get("/mx?size=10", &[("if-none-match", &tag)])
+            .await
+            .status,
+        304
+    );
+    assert_eq!(
+        rig.get("/mx?size=10", &[("if-match", "\"no\"")])
+            .await
+            .status,
+        412
+    );
+    let url = rig.proxy.admin_url("/metrics");
+    let want = [
+        "outrider_conditional_responses_total{route=\"main\",status=\"304\"} 1",
+        "outrider_conditional_responses_total{route=\"main\",status=\"412\"} 1",
+    ];
+    let start = Instant::now();
+    loop {
+        let text = client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if want.iter().all(|w| text.lines().any(|l| l == *w)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "metrics never showed {want:?}:\n{}",
+            text.lines()
+                .filter(|l| l.contains("conditional"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ======================================================================================
+// Streaming
+// ======================================================================================
+
+/// Event streams and `X-Accel-Buffering: no` responses are not held to hash them: the first
+/// piece reaches the client long before the origin ends the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_not_held_for_an_etag() {
+    const PIECE: usize = 100;
+    const PIECES: usize = 4;
+    const GAP: Duration = Duration::from_millis(400);
+    let rig = Rig::new();
+    for kind in [
+        "ct=text/event-stream".to_string(),
+        format!(
+            "ct=application/octet-stream&h={}",
+            enc("X-Accel-Buffering:no")
+        ),
+    ] {
+        let path = format!(
+            "/s?size={}&chunked=1&chunks={PIECES}&chunk_delay_ms={}&{kind}",
+            PIECE * PIECES,
+            GAP.as_millis()
+        );
+        let started = Instant::now();
+        let mut resp = client().get(rig.proxy.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get("etag"),
+            None,
+            "{kind}: a stream was tagged"
+        );
+        let mut body = Vec::new();
+        let mut first_at = None;
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+            if first_at.is_none() && !body.is_empty() {
+                first_at = Some(started.elapsed());
+            }
+        }
+        let total = started.elapsed();
+        assert!(body == pattern(0, PIECE * PIECES), "{kind}: body differs");
+        let paced = GAP * (PIECES as u32 - 1);
+        assert!(
+            total >= paced - Duration::from_millis(100),
+            "origin did not pace"
+        );
+        let first_at = first_at.expect("no body");
+        assert!(
+            first_at < paced / 2,
+            "{kind}: first piece after {first_at:?} of {total:?}: held back"
+        );
+    }
+}
+
+// ======================================================================================
+// Helpers
+// ======================================================================================
+
+/// The conf body (without the server section): one upstream "app", `[defaults.etag]` lines,
+/// a route "plain" (`/plain/`, no generated ETags) and a catch-all route "main".
+fn conf(origin: &Origin, etag_defaults: &str) -> String {
+    format!(
+        "{}[defaults.etag]\n{etag_defaults}\n\n\
+         [[routes]]\nname = \"plain\"\nupstream = \"app\"\n\
+         match = {{ path_prefix = \"/plain/\" }}\netag = {{ generate = false }}\n\n\
+         [[routes]]\nname = \"main\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/\" }}\n",
+        origin.upstream_toml("app")
+    )
+}
+
+struct Rig {
+    proxy: Proxy,
+    origin: Origin,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with("")
+    }
+
+    fn with(etag_defaults: &str) -> Rig {
+        Rig::with_origin(Origin::start(), etag_defaults)
+    }
+
+    fn with_origin(origin: Origin, etag_defaults: &str) -> Rig {
+        let proxy = Proxy::start(&conf(&origin, etag_defaults));
+        Rig { proxy, origin }
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Got {
+        self.send(Method::GET, path, headers, None).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Got {
+        let mut req = client().request(method, self.proxy.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        Got::read(req.send().await.expect("request through the proxy")).await
+    }
+
+    /// The generated tag of a 200 GET of `path`.
+    async fn tag(&self, path: &str) -> String {
+        fetch_tag(&self.proxy.url(path)).await
+    }
+}
+
+async fn fetch_tag(url: &str) -> String {
+    let resp = client().get(url).send().await.expect("GET");
+    assert_eq!(resp.status(), 200, "{url}");
+    let tag = resp
+        .headers()
+        .get("etag")
+        .unwrap_or_else(|| panic!("{url}: no ETag"))
+        .to_str()
+        .unwrap()
+        .to_string();
+    generated(&tag);
+    tag
+}
+
+/// Asserts `tag` looks like a generated one: strong, 32 lowercase hex digits.
+fn generated(tag: &str) {
+    let inner = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a strong tag: {tag}"));
+    assert!(
+        inner.len() == 32
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "not 32 lowercase hex digits: {tag}"
+    );
+}
+
+/// An origin whose body is the `body=` query value (or the usual script without it).
+fn text_origin() -> Origin {
+    Origin::with_handler(|req| {
+        let query = req.uri.split_once('?').map(|(_, q)| q);
+        match query
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("body="))
+        {
+            Some(body) => Reply::ok(body.to_string()),
+            None => Reply::from_query(query),
+        }
+    })
+}
+
+/// Percent-encodes a query value for the origin's `h=` script.
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A whole response as the client saw it.
+struct Got {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Got {
+    async fn read(resp: reqwest::Response) -> Got {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("response body").to_vec();
+        Got {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header"))
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII header"))
+            .collect()
+    }
+}
+
+/// Reads one response head byte by byte (so nothing of the body is consumed).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> (u16, Vec<(String, String)>) {
+    let mut buf = Vec::new();
+    while !buf.ends_with(b"\r\n\r\n") {
+        let b = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
+            .await
+            .expect("no response head")
+            .expect("connection closed");
+        buf.push(b);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers)
+}
