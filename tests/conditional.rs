@@ -647,10 +647,24 @@ async fn a_compressed_body_gets_the_weak_form_of_the_tag() {
 // ======================================================================================
 
 #[tokio::test]
-async fn if_range_fetches_and_sends_the_full_representation() {
+async fn if_range_is_evaluated_strongly_at_the_proxy() {
     let rig = Rig::new();
     let tag = rig.tag("/r?size=100").await;
-    for if_range in [tag.as_str(), "\"other\"", LM] {
+    // A strong match: the range of the full body, answered by the proxy.
+    let got = rig
+        .get(
+            "/r?size=100",
+            &[("range", "bytes=10-19"), ("if-range", tag.as_str())],
+        )
+        .await;
+    assert_eq!(got.status, 206);
+    assert!(got.body == pattern(10, 10), "206 body");
+    assert_eq!(got.header("content-range"), Some("bytes 10-19/100"));
+    assert_eq!(got.header("etag"), Some(tag.as_str()));
+    // No match (another tag, the weak form, a date without Last-Modified): the range is
+    // ignored and the full representation sent.
+    let weak = format!("W/{tag}");
+    for if_range in ["\"other\"", weak.as_str(), LM] {
         let got = rig
             .get(
                 "/r?size=100",
@@ -661,6 +675,15 @@ async fn if_range_fetches_and_sends_the_full_representation() {
         assert!(got.body == pattern(0, 100), "If-Range: {if_range}: body");
         assert_eq!(got.header("etag"), Some(tag.as_str()));
     }
+    // A matching If-Range with a range past the end: 416.
+    let got = rig
+        .get(
+            "/r?size=100",
+            &[("range", "bytes=500-600"), ("if-range", tag.as_str())],
+        )
+        .await;
+    assert_eq!(got.status, 416);
+    assert_eq!(got.header("content-range"), Some("bytes */100"));
     for seen in rig.origin.requests().iter().skip(1) {
         assert!(!seen.headers.contains_key("range"), "origin saw Range");
         assert!(

@@ -25,8 +25,9 @@
 //!
 //! The leg evaluates the client's preconditions itself, so they are not sent upstream: the
 //! upstream cannot know a generated tag, and would answer an `If-Match` with it by 412.
-//! `If-Range` goes the same way and takes `Range` with it: the full representation is fetched
-//! and sent, which RFC 9110 §14.2 allows (a server may ignore `Range`).
+//! `If-Range` goes the same way and takes `Range` with it: the full representation is fetched,
+//! and the proxy serves the range itself when `If-Range` matches strongly and the body was held;
+//! otherwise the full representation, which RFC 9110 §14.2 allows (a server may ignore `Range`).
 //!
 //! Pingora's leg also watches the client while waiting for the upstream; this one notices a
 //! vanished client only when it writes, within the upstream's read timeout.
@@ -180,6 +181,13 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
             return finish(proxy, upstream, &peer, ended).await;
         }
     }
+    if ended && !is_head && held_len > 0 {
+        if let Some(range) = if_range_range(session.req_header(), &mut resp) {
+            let whole: Bytes = held.concat().into();
+            held = vec![whole.slice(range)];
+            held_len = held[0].len() as u64;
+        }
+    }
     proxy.response_filter(session, &mut resp, ctx).await?;
 
     // A HEAD was fetched as a GET (to hash its body); the client gets the header only.
@@ -288,17 +296,14 @@ fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome 
     }
     let if_match = joined_field(&req.headers, header::IF_MATCH);
     let if_none_match = joined_field(&req.headers, header::IF_NONE_MATCH);
+    // Joined too: a date field sent twice becomes an invalid date, which is ignored.
+    let if_modified_since = joined_field(&req.headers, header::IF_MODIFIED_SINCE);
+    let if_unmodified_since = joined_field(&req.headers, header::IF_UNMODIFIED_SINCE);
     let pre = Preconditions {
         if_match: if_match.as_deref(),
         if_none_match: if_none_match.as_deref(),
-        if_modified_since: req
-            .headers
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok()),
-        if_unmodified_since: req
-            .headers
-            .get(header::IF_UNMODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok()),
+        if_modified_since: if_modified_since.as_deref(),
+        if_unmodified_since: if_unmodified_since.as_deref(),
     };
     let current = Validators {
         etag: resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
@@ -309,6 +314,42 @@ fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome 
     };
     // The leg serves GET and HEAD only: both are safe reads.
     conditional::evaluate(&pre, true, resp.status.as_u16(), &current)
+}
+
+/// For a request with `If-Range` and `Range` whose whole body is held: when `If-Range` matches
+/// (strong comparison, RFC 9110 §13.1.5) and the range is one satisfiable range, turns `resp`
+/// into the 206 (or the 416) and returns the bytes to send. Anything else keeps the full 200:
+/// a multi-range request included, which the RFC lets a server answer in full.
+fn if_range_range(
+    req: &RequestHeader,
+    resp: &mut ResponseHeader,
+) -> Option<std::ops::Range<usize>> {
+    let if_range = req.headers.get(header::IF_RANGE)?.to_str().ok()?;
+    req.headers.get(header::RANGE)?;
+    let current = Validators {
+        etag: resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        last_modified: resp
+            .headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok()),
+    };
+    if !conditional::if_range_matches(if_range, &current) {
+        return None;
+    }
+    // Pingora's range filter parses `Range` and rewrites the header; it also compares
+    // `If-Range` byte for byte, which a strong match passes.
+    let mut ranged = resp.clone();
+    match pingora::proxy::range_header_filter(req, &mut ranged, None) {
+        pingora::proxy::RangeType::Single(range) => {
+            *resp = ranged;
+            Some(range)
+        }
+        pingora::proxy::RangeType::Invalid => {
+            *resp = ranged;
+            Some(0..0)
+        }
+        _ => None,
+    }
 }
 
 /// The 304 for `full`: the fields RFC 9110 §15.4.5 requires a 304 to repeat (plus
