@@ -6,9 +6,19 @@
 # then req/s, p50, p99 and the proxy process's CPU time per request. See DESIGN.md,
 # "Performance budget", for the numbers these are held against.
 #
+# With COMPRESS=gzip, wrk sends `Accept-Encoding: gzip`, the body is a JSON API response of the
+# same size instead of a run of one letter, and both proxies gzip it at level 6 (nginx:
+# benches/load/proxy.gzip.nginx.conf, Outrider: benches/load/outrider.gzip.toml); the backend,
+# and so the `direct` row, stays uncompressed. Before loading, curl checks that both proxies
+# answer with `Content-Encoding: gzip` and a body that gunzips to the file; after, wrk's bytes
+# read per response show that they kept compressing under load. req/s of the proxy rows are
+# then compressed responses/s.
+#
 # Usage:   bash benches/load.sh
 #          QUICK=1 bash benches/load.sh          # CI smoke check: 2 s loads
+#          COMPRESS=gzip BODY=100k bash benches/load.sh   # compression cost, nginx vs Outrider
 # Env:     BODY=1k|100k        response size (default 1k)
+#          COMPRESS=off|gzip   response compression by both proxies (default off)
 #          DURATION=10s CONNECTIONS=64 THREADS=2   wrk load (QUICK=1 makes DURATION 2s)
 #          WARMUP=3s           warm-up run before each measured one (QUICK=1: 1s)
 #          ROUNDS=1            measure each contender this many times (interleaved); medians
@@ -18,7 +28,8 @@
 #          SKIP_BUILD=1        use the existing binary as is
 #          OUTRIDER_BIN=PATH   benchmark this outrider binary instead (implies SKIP_BUILD),
 #                              e.g. an older build to measure what a change costs
-#          OUTRIDER_EXTRA_TOML text appended to Outrider's config
+#          OUTRIDER_EXTRA_TOML text appended to Outrider's config (after outrider.gzip.toml,
+#                              so with COMPRESS=gzip it must not repeat [defaults.compression])
 #          KEEP_TMP=1          keep the temp dir (configs, logs, wrk output) for inspection
 #
 # Everything listens on 127.0.0.1 only; every load run is bounded by wrk's -d.
@@ -29,6 +40,7 @@ TEMPLATES=$ROOT/benches/load
 
 QUICK=${QUICK:-0}
 BODY=${BODY:-1k}
+COMPRESS=${COMPRESS:-off}
 if [[ $QUICK == 1 ]]; then
     DURATION=${DURATION:-2s}
     WARMUP=${WARMUP:-1s}
@@ -48,7 +60,11 @@ case $BODY in
     100k) BODY_BYTES=102400 ;;
     *) echo "BODY must be 1k or 100k, not '$BODY'" >&2; exit 2 ;;
 esac
-BODY_PATH=/$BODY.txt
+case $COMPRESS in
+    off) BODY_PATH=/$BODY.txt ;;
+    gzip) BODY_PATH=/$BODY.json ;;
+    *) echo "COMPRESS must be off or gzip, not '$COMPRESS'" >&2; exit 2 ;;
+esac
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'load.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -222,10 +238,59 @@ wait_ready() {
 
 # --- servers -------------------------------------------------------------------------------
 
-# Static files: exactly BODY_BYTES of printable text each.
+# A JSON API response of exactly SIZE bytes, the body for COMPRESS=gzip: a page of user records
+# (the same keys throughout, values from small vocabularies, ids and hashes that don't repeat),
+# which compresses about as well as real API responses do (~5x with gzip -6), unlike a run of
+# one letter (~100x+). The pagination cursor at the end takes up the bytes the records leave.
+# awk's fixed seed makes it the same file on every run.
+make_json() { # size outfile
+    awk -v size="$1" 'BEGIN {
+        srand(7)
+        nf = split("Alice Bob Carol David Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy", first, " ")
+        nl = split("Smith Johnson Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Wilson Taylor", last, " ")
+        nc = split("Springfield Riverside Franklin Greenville Bristol Clinton Fairview Salem Madison", city, " ")
+        nr = split("admin editor viewer billing support", role, " ")
+        np = split("free pro team enterprise", plan, " ")
+        alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        head = "{\"meta\":{\"page\":3,\"cursor\":\""
+        out = ""; id = 100000
+        for (n = 0; ; n++) {
+            f = first[int(rand() * nf) + 1]; l = last[int(rand() * nl) + 1]
+            id += 1 + int(rand() * 7)
+            rec = sprintf("%s{\"id\":%d,\"uuid\":\"%04x%04x-%04x-%04x-%04x%04x\",\"name\":\"%s %s\"," \
+                "\"email\":\"%s.%s%d@example.com\",\"active\":%s," \
+                "\"created_at\":\"2024-%02d-%02dT%02d:%02d:%02dZ\",\"roles\":[\"%s\"],\"plan\":\"%s\"," \
+                "\"address\":{\"street\":\"%d %s St\",\"city\":\"%s\",\"zip\":\"%05d\"}," \
+                "\"stats\":{\"logins\":%d,\"score\":%d.%d,\"last_seen\":%d}," \
+                "\"links\":{\"self\":\"/api/v2/users/%d\"}}",
+                n ? "," : "", id, rand() * 65536, rand() * 65536, rand() * 65536, rand() * 65536,
+                rand() * 65536, rand() * 65536, f, l, tolower(f), tolower(l), rand() * 100,
+                rand() < 0.8 ? "true" : "false", 1 + rand() * 12, 1 + rand() * 28, rand() * 24,
+                rand() * 60, rand() * 60, role[int(rand() * nr) + 1], plan[int(rand() * np) + 1],
+                1 + rand() * 9999, city[int(rand() * nc) + 1], city[int(rand() * nc) + 1],
+                rand() * 100000, rand() * 5000, rand() * 100, rand() * 10,
+                1700000000 + rand() * 30000000, id)
+            # The head, the records so far and this one, and the 13 bytes that close the cursor
+            # and the meta object, open "data" and close everything: "},"data":[ ... ]}
+            if (n && length(head) + length(out) + length(rec) + 13 > size) break
+            out = out rec
+        }
+        cursor = ""
+        for (i = length(head) + length(out) + 13; i < size; i++)
+            cursor = cursor substr(alnum, int(rand() * 62) + 1, 1)
+        printf "%s%s\"},\"data\":[%s]}", head, cursor, out
+    }' >"$2"
+}
+
+# Static files: exactly BODY_BYTES each, printable text or (COMPRESS=gzip) JSON.
 mkdir -p "$TMP/www"
 head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k.txt"
 head -c 102400 /dev/zero | tr '\0' 'b' >"$TMP/www/100k.txt"
+if [[ $COMPRESS != off ]]; then
+    make_json "$BODY_BYTES" "$TMP/www$BODY_PATH"
+    [[ $(wc -c <"$TMP/www$BODY_PATH") == "$BODY_BYTES" ]] ||
+        die "make_json wrote $(wc -c <"$TMP/www$BODY_PATH") bytes, not $BODY_BYTES"
+fi
 # The directory must be traversable by nginx workers if they run as another user.
 chmod 755 "$TMP" "$TMP/www"
 chmod 644 "$TMP"/www/*
@@ -254,14 +319,23 @@ start_nginx backend "$TMP/backend.conf"
 BACKEND_PID=$LAST_PID
 wait_ready backend "http://127.0.0.1:$BACKEND_PORT$BODY_PATH" "$BACKEND_PID" "$TMP/backend.error.log"
 
+GZIP_INCLUDE=""
+if [[ $COMPRESS == gzip ]]; then
+    cp "$TEMPLATES/proxy.gzip.nginx.conf" "$TMP/proxy.gzip.conf"
+    GZIP_INCLUDE="include $TMP/proxy.gzip.conf;"
+fi
 render "$TEMPLATES/proxy.nginx.conf" "$TMP/proxy.conf" \
-    DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" USER="$NGINX_USER"
+    DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" USER="$NGINX_USER" GZIP="$GZIP_INCLUDE"
 start_nginx proxy "$TMP/proxy.conf"
 PROXY_PID=$LAST_PID
 wait_ready nginx-proxy "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/proxy.error.log"
 
 render "$TEMPLATES/outrider.toml" "$TMP/outrider.toml" \
     PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$BACKEND_PORT"
+if [[ $COMPRESS == gzip ]]; then
+    printf '\n' >>"$TMP/outrider.toml"
+    cat "$TEMPLATES/outrider.gzip.toml" >>"$TMP/outrider.toml"
+fi
 [[ -n ${OUTRIDER_EXTRA_TOML:-} ]] && printf '\n%s\n' "$OUTRIDER_EXTRA_TOML" >>"$TMP/outrider.toml"
 "$OUTRIDER" --config "$TMP/outrider.toml" >"$TMP/outrider.log" 2>&1 &
 OUTRIDER_PID=$!
@@ -288,6 +362,37 @@ for c in "${CONTENDERS[@]}"; do
         die "$c (${URL[$c]}) answered HTTP $code with $size bytes, expected 200 with $BODY_BYTES"
 done
 log "all contenders answer 200 with $BODY_BYTES bytes; outrider $("$OUTRIDER" --version 2>/dev/null || true)"
+
+# COMPRESS=gzip: wrk will ask for gzip. The proxies must then answer with Content-Encoding: gzip
+# and a body that gunzips to the file, and the backend (`direct`) without any coding; else the
+# rows would not measure what they are labelled with.
+WRK_ARGS=()
+declare -A GZ_BYTES HDR_BYTES # body and header bytes per contender, from this check
+if [[ $COMPRESS == gzip ]]; then
+    WRK_ARGS=(-H "Accept-Encoding: gzip")
+    for c in "${CONTENDERS[@]}"; do
+        curl -s --max-time 5 -H "Accept-Encoding: gzip" -D "$TMP/check-$c.headers" \
+            -o "$TMP/check-$c.body" "${URL[$c]}" ||
+            die "$c (${URL[$c]}) did not answer a request with Accept-Encoding: gzip"
+        coding=$(awk -F': *' 'tolower($1) == "content-encoding" { sub(/\r$/, "", $2); print tolower($2) }' \
+            "$TMP/check-$c.headers")
+        if [[ $c == direct ]]; then
+            [[ -z $coding ]] || die "the backend answered with Content-Encoding: $coding; it must stay uncompressed"
+            cmp -s "$TMP/check-$c.body" "$TMP/www$BODY_PATH" || die "the backend's body differs from the file"
+        else
+            [[ $coding == gzip ]] || {
+                cat "$TMP/check-$c.headers" >&2
+                die "$c answered without Content-Encoding: gzip (got '${coding:-none}', headers above)"
+            }
+            gzip -dc <"$TMP/check-$c.body" | cmp -s - "$TMP/www$BODY_PATH" ||
+                die "$c's gzip body does not decompress to the file (saved in $TMP/check-$c.body)"
+        fi
+        GZ_BYTES[$c]=$(wc -c <"$TMP/check-$c.body")
+        HDR_BYTES[$c]=$(wc -c <"$TMP/check-$c.headers")
+    done
+    log "with Accept-Encoding: gzip, nginx-proxy sends ${GZ_BYTES[nginx-proxy]} and outrider" \
+        "${GZ_BYTES[outrider]} gzip bytes for the $BODY_BYTES-byte body; direct stays uncompressed"
+fi
 
 # --- measuring -----------------------------------------------------------------------------
 
@@ -323,12 +428,21 @@ to_ms() {
         sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'
 }
 
-run_wrk() { # url duration outfile
-    on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency "$2" >"$3" 2>&1 ||
+run_wrk() { # duration url outfile
+    on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency "${WRK_ARGS[@]}" "$2" >"$3" 2>&1 ||
         { cat "$3" >&2; die "wrk failed against $2"; }
 }
 
-declare -A RPS P50 P99 CPU_US CPU_PCT CORE_PCT # keyed "contender round"
+# wrk's "N requests in 5.00s, 1.20GB read": bytes read per response, headers included.
+bytes_per_response() {
+    awk '/requests in/ {
+        v = $(NF - 1); f = 1
+        if (v ~ /KB$/) f = 1024; else if (v ~ /MB$/) f = 1048576; else if (v ~ /GB$/) f = 1073741824
+        else if (v ~ /TB$/) f = 1099511627776
+        sub(/[A-Z]+$/, "", v); if ($1 > 0) printf "%.0f", v * f / $1; else print "nan" }' "$1"
+}
+
+declare -A RPS P50 P99 CPU_US CPU_PCT CORE_PCT WIRE # keyed "contender round"
 ERRORS=0
 
 measure() { # contender round
@@ -346,6 +460,7 @@ measure() { # contender round
     P50[$c $r]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
     P99[$c $r]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     requests=$(awk '/requests in/ {print $1}' "$out")
+    WIRE[$c $r]=$(bytes_per_response "$out")
     [[ -n ${RPS[$c $r]} && -n $requests ]] || { cat "$out" >&2; die "could not parse wrk output for $c"; }
     CPU_US[$c $r]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "nan" }')
@@ -416,7 +531,36 @@ echo "cpu: user+sys time of the process serving that row (the backend nginx for 
     "the proxy for the others) per request, and as a share of one core (${CLK_TCK} Hz ticks);" \
     "core: how busy the servers' CPU was, whoever used it."
 
+if [[ $COMPRESS == gzip ]]; then
+    # The curl check saw one response; wrk's bytes read show whether the proxies kept
+    # compressing under load (a proxy falling back to identity would read like `direct`).
+    declare -A MED_WIRE
+    for c in "${CONTENDERS[@]}"; do
+        wire=()
+        for ((r = 1; r <= ROUNDS; r++)); do wire+=("${WIRE[$c $r]}"); done
+        MED_WIRE[$c]=$(median "${wire[@]}")
+    done
+    echo
+    echo "compression (gzip level 6): the $BODY_BYTES-byte JSON body is ${GZ_BYTES[nginx-proxy]} bytes" \
+        "gzipped by nginx-proxy, ${GZ_BYTES[outrider]} by outrider; bytes read per response under load" \
+        "(headers included): direct ${MED_WIRE[direct]}, nginx-proxy ${MED_WIRE[nginx-proxy]}," \
+        "outrider ${MED_WIRE[outrider]}"
+    echo "compressed responses/s: nginx-proxy ${MED_RPS[nginx-proxy]}, outrider ${MED_RPS[outrider]};" \
+        "outrider/nginx = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[nginx-proxy]}")" \
+        " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")"
+    for c in nginx-proxy outrider; do
+        # Headers (and chunk framing) come on top of the body: compare with the headers the
+        # check saw plus a size halfway between the gzip and the identity body.
+        if awk -v w="${MED_WIRE[$c]}" -v g="${GZ_BYTES[$c]}" -v h="${HDR_BYTES[$c]}" -v b="$BODY_BYTES" \
+            'BEGIN { exit !(w > h + g + (b - g) / 2) }'; then
+            ERRORS=1
+            printf '!! %s read %s bytes per response under load, nearer the %s-byte identity body than its %s gzip bytes\n' \
+                "$c" "${MED_WIRE[$c]}" "$BODY_BYTES" "${GZ_BYTES[$c]}" >&2
+        fi
+    done
+fi
+
 if ((ERRORS)); then
     KEEP_TMP=1
-    die "wrk reported socket errors or non-2xx responses (see above; raw output in $TMP)"
+    die "wrk reported socket errors, non-2xx responses or uncompressed ones (see above; raw output in $TMP)"
 fi
