@@ -10,7 +10,7 @@
 //! The compressed size of each variant is printed once, before it is measured.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -283,14 +283,20 @@ fn name(coding: &Coding) -> &'static str {
 fn bench_body(c: &mut Criterion, group: &str, body: &[u8], levels: &[(Coding, &[i32])]) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(body.len() as u64));
-    // Milliseconds per iteration on the 1 MiB body and at the high levels: linear sampling
-    // would need more than the measurement time for 20 samples; flat keeps it bounded.
-    if body.len() > 256 * 1024 {
-        g.sampling_mode(SamplingMode::Flat);
-    }
     let mut run = |variant: &str, coding: &Coding, level: i32, chunk: usize| {
         let p = policy(coding, level);
+        let start = Instant::now();
         let size = compress(coding, &p, body, chunk);
+        let once = start.elapsed();
+        // From a few ms per iteration (the 1 MiB body, the high levels), linear sampling needs
+        // more than the measurement time for 20 samples: flat sampling, and only 10 samples
+        // where even 20 single iterations would not fit (brotli 11).
+        let (mode, samples) = match once.as_millis() {
+            0..=1 => (SamplingMode::Auto, 20),
+            2..=100 => (SamplingMode::Flat, 20),
+            _ => (SamplingMode::Flat, 10),
+        };
+        g.sampling_mode(mode).sample_size(samples);
         eprintln!(
             "{group}/{}-{level}/{variant}: {} -> {size} bytes ({:.1}%)",
             name(coding),
@@ -342,9 +348,7 @@ fn html(c: &mut Criterion) {
     );
 }
 
-// 26 variants at ~1 s warm-up + 3 s measurement each: about 2.5 minutes on a 2-core machine,
-// plus the build. The slowest (brotli 11, zstd 19 on 100 KiB) fall back to flat sampling on
-// their own.
+// 26 variants at ~1 s warm-up + 3 s measurement each: a little over 2 minutes, plus the build.
 criterion_group! {
     name = benches;
     config = Criterion::default()
