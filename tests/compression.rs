@@ -9,14 +9,13 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, ACCEPT_ENCODING};
 use reqwest::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::origin::pattern;
+use support::raw::{raw_exchange, raw_header};
 use support::{client, h2c_client, Origin, Proxy, Recorded, Reply};
 
 /// Comfortably above the default `min_size` (1 KiB), small enough to be quick.
@@ -1103,38 +1102,4 @@ impl Metrics {
                 ref other => panic!("{name} is not a scalar: {other:?}"),
             })
     }
-}
-
-/// Writes `request` on a fresh connection and reads until the proxy closes it.
-async fn raw_exchange(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .expect("the proxy did not close the connection")
-        .unwrap();
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no complete response head");
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, buf[end + 4..].to_vec())
-}
-
-fn raw_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }

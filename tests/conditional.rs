@@ -15,6 +15,7 @@ use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::origin::pattern;
+use support::raw::read_head;
 use support::{client, h2c_client, server_section, BinaryProxy, Origin, Proxy, Reply};
 
 const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
@@ -949,28 +950,4 @@ impl Got {
             .map(|v| v.to_str().expect("ASCII header"))
             .collect()
     }
-}
-
-/// Reads one response head byte by byte (so nothing of the body is consumed).
-async fn read_head(stream: &mut tokio::net::TcpStream) -> (u16, Vec<(String, String)>) {
-    let mut buf = Vec::new();
-    while !buf.ends_with(b"\r\n\r\n") {
-        let b = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
-            .await
-            .expect("no response head")
-            .expect("connection closed");
-        buf.push(b);
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers)
 }

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::origin::pattern;
 use support::origin::Period;
+use support::raw::{raw_exchange, raw_header};
 use support::{client, free_port, h2c_client, Origin, Proxy, Reply};
 
 // ======================================================================================
@@ -1213,41 +1214,6 @@ fn all_values(headers: &http::HeaderMap, name: &str) -> Vec<String> {
         .iter()
         .map(|v| v.to_str().unwrap_or_default().to_string())
         .collect()
-}
-
-/// Writes `request` verbatim (it must ask for `Connection: close`) and reads the whole reply:
-/// status, headers (names lowercased) and every byte after the header block.
-async fn raw_exchange(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .expect("the proxy did not close the connection")
-        .unwrap();
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no complete response head");
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, buf[end + 4..].to_vec())
-}
-
-fn raw_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// How a [`RawOrigin`] answers each request.

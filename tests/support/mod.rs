@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod origin;
+pub mod raw;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
