@@ -131,15 +131,21 @@ fn status_has_body(status: u16) -> bool {
     status >= 200 && !matches!(status, 204 | 205 | 304)
 }
 
-/// `no-transform` as a directive of its own (names are case-insensitive, RFC 9111 §5.2), not
-/// as part of another directive's name or argument. Quoted arguments are not parsed, so
-/// `x="a, no-transform"` counts; that errs towards leaving the body alone.
 fn has_no_transform(cache_control: Option<&str>) -> bool {
+    has_directive(cache_control, "no-transform")
+}
+
+/// Whether `cache_control` has directive `name` as a member of its own (names are
+/// case-insensitive, RFC 9111 §5.2), not as part of another directive's name or argument.
+/// Quoted arguments are not parsed, so `x="a, no-transform"` counts; that errs towards the
+/// directive's caution.
+pub fn has_directive(cache_control: Option<&str>, name: &str) -> bool {
     cache_control.is_some_and(|value| {
         value.split(',').any(|directive| {
-            let name = directive.split('=').next().unwrap_or("");
-            name.trim_matches([' ', '\t'])
-                .eq_ignore_ascii_case("no-transform")
+            let directive_name = directive.split('=').next().unwrap_or("");
+            directive_name
+                .trim_matches([' ', '\t'])
+                .eq_ignore_ascii_case(name)
         })
     })
 }

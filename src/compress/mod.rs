@@ -9,8 +9,8 @@ mod encoder;
 mod negotiate;
 
 pub use decide::{
-    could_compress, decide, decide_with_length, media_type_matches, Decision, ResponseFacts,
-    SkipReason,
+    could_compress, decide, decide_with_length, has_directive, media_type_matches, Decision,
+    ResponseFacts, SkipReason,
 };
 pub use encoder::Encoder;
 pub use negotiate::negotiate;

@@ -40,9 +40,9 @@ use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::upstreams::peer::Peer;
 
-use super::compression::{joined_field, Compression};
+use super::compression::{self, joined_field, Compression};
 use super::{respond_text, Ctx, Outrider};
-use crate::compress::{self, Decision, ResponseFacts};
+use crate::compress::{self, Decision};
 use crate::conditional::{self, BodyHasher, Outcome, Preconditions, Validators};
 
 /// Whether this request is served by the buffered leg (see the module doc for the scope).
@@ -245,13 +245,14 @@ fn plan_hold(resp: &ResponseHeader, ctx: &Ctx, is_head: bool) -> Hold {
         return none;
     }
     let cache_control = joined_field(&resp.headers, header::CACHE_CONTROL);
-    let content_length: Option<u64> =
-        header_str(header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse().ok());
+    let facts = compression::facts(resp, is_head, cache_control.as_deref());
     let etag = route.etag.generate
         && resp.status == http::StatusCode::OK
         && !resp.headers.contains_key(header::ETAG)
-        && !has_directive(cache_control.as_deref(), "no-store")
-        && content_length.is_none_or(|len| len <= route.etag.max_body);
+        && !compress::has_directive(facts.cache_control, "no-store")
+        && facts
+            .content_length
+            .is_none_or(|len| len <= route.etag.max_body);
     if etag {
         return Hold {
             bytes: route.etag.max_body.saturating_add(1),
@@ -261,14 +262,6 @@ fn plan_hold(resp: &ResponseHeader, ctx: &Ctx, is_head: bool) -> Hold {
     if is_head {
         return none;
     }
-    let facts = ResponseFacts {
-        status: resp.status.as_u16(),
-        is_head: false,
-        content_type: header_str(header::CONTENT_TYPE.as_str()),
-        has_content_encoding: resp.headers.contains_key(header::CONTENT_ENCODING),
-        cache_control: cache_control.as_deref(),
-        content_length,
-    };
     match compress::decide(&facts, &route.compression) {
         Decision::Undecided => Hold {
             bytes: route.compression.min_size,
@@ -276,18 +269,6 @@ fn plan_hold(resp: &ResponseHeader, ctx: &Ctx, is_head: bool) -> Hold {
         },
         _ => none,
     }
-}
-
-/// A `Cache-Control` directive by name, as its own member (names are case-insensitive).
-fn has_directive(cache_control: Option<&str>, name: &str) -> bool {
-    cache_control.is_some_and(|v| {
-        v.split(',').any(|member| {
-            member
-                .split('=')
-                .next()
-                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
-        })
-    })
 }
 
 fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome {
@@ -305,15 +286,17 @@ fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome 
         if_modified_since: if_modified_since.as_deref(),
         if_unmodified_since: if_unmodified_since.as_deref(),
     };
-    let current = Validators {
-        etag: resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
-        last_modified: resp
-            .headers
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok()),
-    };
+    let current = validators(resp);
     // The leg serves GET and HEAD only: both are safe reads.
     conditional::evaluate(&pre, true, resp.status.as_u16(), &current)
+}
+
+fn validators(resp: &ResponseHeader) -> Validators<'_> {
+    let value = |name| resp.headers.get(name).and_then(|v| v.to_str().ok());
+    Validators {
+        etag: value(header::ETAG),
+        last_modified: value(header::LAST_MODIFIED),
+    }
 }
 
 /// For a request with `If-Range` and `Range` whose whole body is held: when `If-Range` matches
@@ -326,13 +309,7 @@ fn if_range_range(
 ) -> Option<std::ops::Range<usize>> {
     let if_range = req.headers.get(header::IF_RANGE)?.to_str().ok()?;
     req.headers.get(header::RANGE)?;
-    let current = Validators {
-        etag: resp.headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
-        last_modified: resp
-            .headers
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok()),
-    };
+    let current = validators(resp);
     if !conditional::if_range_matches(if_range, &current) {
         return None;
     }

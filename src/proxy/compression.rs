@@ -146,7 +146,7 @@ impl Compression {
 }
 
 /// The response facts `compress::decide` needs, borrowed from the header.
-fn facts<'a>(
+pub(super) fn facts<'a>(
     resp: &'a ResponseHeader,
     is_head: bool,
     cache_control: Option<&'a str>,
@@ -317,10 +317,7 @@ impl HttpModule for Compression {
         &mut self,
         _trailers: &mut Option<Box<http::HeaderMap>>,
     ) -> Result<Option<Bytes>> {
-        if self.encoder.is_none() {
-            return Ok(None);
-        }
-        self.encode(&[], true).map(Some)
+        self.response_done_filter()
     }
 
     fn response_done_filter(&mut self) -> Result<Option<Bytes>> {
