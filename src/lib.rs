@@ -6,6 +6,7 @@
 //! Pingora `Server`.
 
 pub mod admin;
+pub mod cache;
 pub mod compress;
 pub mod conditional;
 pub mod config;
