@@ -84,6 +84,10 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
         StatsSampler(shared.clone()),
     ));
     server.add_service(background_service(
+        "outrider cache sweeper",
+        CacheSweeper(shared.clone()),
+    ));
+    server.add_service(background_service(
         "outrider lifecycle",
         Lifecycle {
             shared: shared.clone(),
@@ -170,6 +174,31 @@ impl BackgroundService for StatsSampler {
                     let active = self.0.policy();
                     let sample = crate::metrics::stats::sample(&active.policy, &active.metrics, std::time::Instant::now());
                     self.0.stats.push(sample);
+                }
+            }
+        }
+    }
+}
+
+/// Drops cached objects whose freshness, stale windows and revalidation keep have all passed
+/// and that nobody read since (reads drop them lazily): memory held by dead objects comes back
+/// without waiting for LRU pressure.
+struct CacheSweeper(Arc<Shared>);
+
+const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+#[async_trait]
+impl BackgroundService for CacheSweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(CACHE_SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = wait_for_shutdown(&mut shutdown) => return,
+                _ = tick.tick() => {
+                    let dropped = self.0.cache.store.sweep_expired(std::time::SystemTime::now());
+                    if dropped > 0 {
+                        log::debug!("cache sweep: {dropped} expired objects dropped");
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ use crate::config::reload::{ReloadStatus, Startup};
 use crate::config::Policy;
 use crate::metrics::stats::StatsWindow;
 use crate::metrics::{Bound, Metrics};
+use crate::proxy::CacheBackend;
 
 /// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
 /// so handles and policy indexes always agree.
@@ -41,6 +42,8 @@ pub struct Shared {
     pub startup: Startup,
     reload: std::sync::Mutex<ReloadStatus>,
     pub stats: StatsWindow,
+    /// The response cache: created once, kept across reloads (only its limits change).
+    pub cache: &'static CacheBackend,
 }
 
 impl Shared {
@@ -57,7 +60,13 @@ impl Shared {
     ) -> Arc<Self> {
         let metrics = Metrics::new();
         let bound = metrics.bind(&policy);
+        let cache = CacheBackend::leak(
+            policy.cache_store.max_size,
+            policy.cache_store.max_object_size,
+        );
+        metrics.register_cache(Box::new(move || cache.figures()));
         Arc::new(Shared {
+            cache,
             startup: Startup::of(&policy),
             policy: ArcSwap::from_pointee(Active {
                 policy,
@@ -95,6 +104,13 @@ impl Shared {
     /// swaps it in, then stops exporting the names it dropped.
     pub fn store_policy(&self, policy: Policy) {
         let metrics = self.metrics.bind(&policy);
+        let evicted = self.cache.store.set_limits(
+            policy.cache_store.max_size,
+            policy.cache_store.max_object_size,
+        );
+        if evicted > 0 {
+            log::info!("cache limits changed: {evicted} objects evicted to fit");
+        }
         let previous = self.policy.swap(Arc::new(Active { policy, metrics }));
         self.metrics
             .prune(&previous.policy, &self.policy.load().policy);

@@ -1232,19 +1232,19 @@ async fn admin_plane_auth_methods_and_limits() {
     .unwrap();
     assert!(head.starts_with("HTTP/1.1 413"), "{head:?}");
 
-    // Capabilities that have not landed say so.
-    for (method, path, token) in [
-        ("GET", "/cache", false),
-        ("POST", "/cache/purge", true),
-        ("GET", "/breakers", false),
-    ] {
-        let mut req = c.request(Method::from_bytes(method.as_bytes()).unwrap(), admin(path));
-        if token {
-            req = req.bearer_auth("t0k").body(r#"{"all": true}"#);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 501, "{method} {path}");
-    }
+    // The cache endpoints answer; the breaker's has not landed and says so.
+    let resp = c.get(admin("/cache")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET /cache");
+    let resp = c
+        .post(admin("/cache/purge"))
+        .bearer_auth("t0k")
+        .body(r#"{"all": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "POST /cache/purge with the token");
+    let resp = c.get(admin("/breakers")).send().await.unwrap();
+    assert_eq!(resp.status(), 501, "GET /breakers");
     let resp = c.post(admin("/cache/purge")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "purge is mutating");
 }

@@ -51,13 +51,13 @@ pub static ENDPOINTS: &[Endpoint] = &[
         path: "/cache",
         method: Method::GET,
         mutating: false,
-        handler: not_built_yet,
+        handler: super::cache::report,
     },
     Endpoint {
         path: "/cache/purge",
         method: Method::POST,
         mutating: true,
-        handler: not_built_yet,
+        handler: super::cache::purge,
     },
     Endpoint {
         path: "/breakers",

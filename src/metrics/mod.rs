@@ -5,6 +5,7 @@
 //! Families live outside the policy snapshot, so their series survive reloads; the request path
 //! holds handles resolved in advance and only does `inc`/`observe`.
 
+pub mod cache;
 mod requests;
 pub mod stats;
 
@@ -68,6 +69,7 @@ pub struct Metrics {
     inflight: IntGaugeVec,
     compressed: IntCounterVec,
     conditional: IntCounterVec,
+    cache_lookups: IntCounterVec,
     pub compression: CompressionMetrics,
 }
 
@@ -80,6 +82,48 @@ pub struct RouteMetrics {
     /// `outrider_conditional_responses_total{route,status}`: 304, then 412.
     pub not_modified: IntCounter,
     pub precondition_failed: IntCounter,
+    /// `outrider_cache_lookups_total{route,result}`, by [`CacheResult`].
+    pub cache_lookups: [IntCounter; 6],
+}
+
+/// The `result` label of `outrider_cache_lookups_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    /// Served from the cache, fresh (or stale within what the request's `max-stale` accepts).
+    Hit,
+    /// Fetched from the origin (whether or not it was then stored).
+    Miss,
+    /// Served stale: while revalidating (`stale-while-revalidate`) or because the origin failed
+    /// (`stale-if-error`).
+    Stale,
+    /// A stale object the origin confirmed with a 304.
+    Revalidated,
+    /// The route caches, but this request may not use the cache (method, `Authorization`, ...).
+    Bypass,
+    /// Waited on another request's fetch of the same key, then served what it stored.
+    Coalesced,
+}
+
+impl CacheResult {
+    pub const ALL: [CacheResult; 6] = [
+        CacheResult::Hit,
+        CacheResult::Miss,
+        CacheResult::Stale,
+        CacheResult::Revalidated,
+        CacheResult::Bypass,
+        CacheResult::Coalesced,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Stale => "stale",
+            CacheResult::Revalidated => "revalidated",
+            CacheResult::Bypass => "bypass",
+            CacheResult::Coalesced => "coalesced",
+        }
+    }
 }
 
 /// The `algorithm` label values, in [`coding_index`] order.
@@ -215,6 +259,14 @@ impl Metrics {
                 &["route", "status"],
             ),
         );
+        let cache_lookups = register(
+            &registry,
+            int_counter_vec(
+                "outrider_cache_lookups_total",
+                "Requests on caching routes by what the cache did (hit, miss, stale, revalidated, bypass, coalesced).",
+                &["route", "result"],
+            ),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -235,7 +287,18 @@ impl Metrics {
             inflight,
             compressed,
             conditional,
+            cache_lookups,
             compression,
+        }
+    }
+
+    /// Exports the response cache's gauges and counters, read from `source` at each scrape.
+    pub fn register_cache(&self, source: cache::CacheSource) {
+        if let Err(e) = self
+            .registry
+            .register(Box::new(cache::CacheCollector::new(source)))
+        {
+            log::error!("cache metrics unavailable: {e}");
         }
     }
 
@@ -258,6 +321,8 @@ impl Metrics {
                     compressed: CODINGS.map(|c| self.compressed.with_label_values(&[&*r.name, c])),
                     not_modified: self.conditional.with_label_values(&[&*r.name, "304"]),
                     precondition_failed: self.conditional.with_label_values(&[&*r.name, "412"]),
+                    cache_lookups: CacheResult::ALL
+                        .map(|c| self.cache_lookups.with_label_values(&[&*r.name, c.label()])),
                 })
                 .collect(),
             upstreams: policy
@@ -285,6 +350,11 @@ impl Metrics {
                 }
                 for status in ["304", "412"] {
                     let _ = self.conditional.remove_label_values(&[&*r.name, status]);
+                }
+                for result in CacheResult::ALL {
+                    let _ = self
+                        .cache_lookups
+                        .remove_label_values(&[&*r.name, result.label()]);
                 }
             }
         }

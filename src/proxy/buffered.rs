@@ -271,7 +271,7 @@ fn plan_hold(resp: &ResponseHeader, ctx: &Ctx, is_head: bool) -> Hold {
     }
 }
 
-fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome {
+pub(super) fn preconditions_outcome(req: &RequestHeader, resp: &ResponseHeader) -> Outcome {
     if !has_preconditions(req) {
         return Outcome::Proceed;
     }

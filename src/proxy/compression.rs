@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::Version;
 use log::warn;
@@ -39,6 +39,27 @@ impl HttpModuleBuilder for CompressionBuilder {
 pub struct Compression {
     plan: Option<Plan>,
     encoder: Option<Encoder>,
+    /// A cache hit whose body is already encoded in the negotiated coding (`proxy::cache`).
+    pre_encoded: Option<PreEncoded>,
+    /// Where the encoded body of a cache hit goes once whole, so that the next hit for this
+    /// coding is served without encoding (`proxy::cache`).
+    memo: Option<Memo>,
+}
+
+/// What the header filter needs to describe a body that is already encoded.
+pub struct PreEncoded {
+    pub identity_len: u64,
+    pub encoded_len: u64,
+}
+
+/// Receives the whole encoded body and its coding.
+pub type MemoSink = Box<dyn FnOnce(&Coding, Bytes) + Send + Sync>;
+
+struct Memo {
+    sink: MemoSink,
+    limit: usize,
+    encoded: BytesMut,
+    overflowed: bool,
 }
 
 struct Plan {
@@ -117,6 +138,23 @@ impl Compression {
         Ok(())
     }
 
+    /// This response's body (a cache hit) is already encoded in the negotiated coding: the
+    /// header says so and nothing is encoded again.
+    pub fn serve_pre_encoded(&mut self, pre: PreEncoded) {
+        self.pre_encoded = Some(pre);
+    }
+
+    /// If this response gets encoded, hand the whole encoded body (up to `limit` bytes) to
+    /// `sink` at its end.
+    pub fn memoise_into(&mut self, limit: usize, sink: MemoSink) {
+        self.memo = Some(Memo {
+            sink,
+            limit,
+            encoded: BytesMut::new(),
+            overflowed: false,
+        });
+    }
+
     fn record(&self) {
         let (Some(plan), Some(encoder)) = (&self.plan, &self.encoder) else {
             return;
@@ -137,8 +175,21 @@ impl Compression {
         let out = encoder
             .encode(input, end)
             .or_err(ErrorType::InternalError, "compressing the response body")?;
+        if let Some(memo) = self.memo.as_mut() {
+            if memo.encoded.len() + out.len() > memo.limit {
+                memo.overflowed = true;
+                memo.encoded = BytesMut::new();
+            } else if !memo.overflowed {
+                memo.encoded.extend_from_slice(&out);
+            }
+        }
         if end {
             self.record();
+            if let (Some(memo), Some(encoder)) = (self.memo.take(), self.encoder.as_ref()) {
+                if !memo.overflowed {
+                    (memo.sink)(encoder.coding(), memo.encoded.freeze());
+                }
+            }
             self.encoder = None;
         }
         Ok(out)
@@ -254,6 +305,24 @@ impl HttpModule for Compression {
             return Ok(());
         };
         let policy: &CompressionPolicy = &route.compression;
+        if let (Some(pre), Some(coding)) = (self.pre_encoded.take(), plan.coding.as_ref()) {
+            if resp.status == http::StatusCode::OK {
+                add_vary_accept_encoding(resp)?;
+                resp.remove_header(&header::ACCEPT_RANGES);
+                resp.insert_header("Content-Encoding", coding_token(coding))?;
+                resp.insert_header(header::CONTENT_LENGTH, pre.encoded_len.to_string())?;
+                weaken_etag(resp)?;
+                if let Some(route_metrics) = plan.policy.metrics.routes.get(plan.route) {
+                    plan.policy.metrics.compression.record(
+                        route_metrics,
+                        coding,
+                        pre.identity_len,
+                        pre.encoded_len,
+                    );
+                }
+                return Ok(());
+            }
+        }
         let cc = cache_control(resp);
         let facts = facts(resp, plan.is_head, cc.as_deref());
         let vary = compress::could_compress(&facts, policy);

@@ -5,6 +5,8 @@
 
 mod access_log;
 mod buffered;
+mod cache;
+mod cache_storage;
 mod compression;
 mod failure;
 mod hygiene;
@@ -17,6 +19,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
 use log::{info, warn};
+use pingora::cache::key::HashBinary;
+use pingora::cache::storage::HitHandler;
+use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, RespCacheable};
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::ResponseHeader;
@@ -29,6 +34,7 @@ use crate::config::policy::{Route, Upstream};
 use crate::metrics::{method_index, Outcome, UpstreamMetrics};
 use crate::state::{Active, InflightGuard, Shared};
 
+pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub use failure::Failure;
 
@@ -64,6 +70,7 @@ pub struct Ctx {
     upstream_inflight: Option<UpstreamInflight>,
     /// Connect attempts retried on another endpoint (at most one).
     retries: u8,
+    cache: cache::CacheCtx,
     _inflight: InflightGuard,
 }
 
@@ -162,6 +169,7 @@ impl ProxyHttp for Outrider {
             upstream_elapsed: None,
             upstream_inflight: None,
             retries: 0,
+            cache: cache::CacheCtx::default(),
             _inflight: self.shared.track_request(),
         }
     }
@@ -201,10 +209,93 @@ impl ProxyHttp for Outrider {
         Ok(true)
     }
 
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let max_object =
+            usize::try_from(ctx.policy.cache_store.max_object_size).unwrap_or(usize::MAX);
+        cache::request_cache_filter(self.shared.cache, max_object, session, ctx);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        cache::cache_key(session, ctx)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        Ok(cache::response_cacheable(session, resp, ctx))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        ctx: &mut Ctx,
+        req: &pingora::http::RequestHeader,
+    ) -> Option<HashBinary> {
+        cache::variance(meta, ctx.route(), req)
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        session: &mut Session,
+        meta: &CacheMeta,
+        hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<ForcedFreshness>> {
+        Ok(cache::hit_filter(session, meta, hit_handler, is_fresh, ctx))
+    }
+
+    fn cache_not_modified_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<bool> {
+        Ok(cache::not_modified(session, resp, ctx))
+    }
+
+    /// Stale content may be served while revalidating (within the stored response's
+    /// `stale-while-revalidate` window, which Pingora checks first) and when the origin fails
+    /// (within `stale-if-error`).
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        cache::body_filter(body, ctx);
+        Ok(None)
+    }
+
     /// Requests whose response header depends on the start of the body take the buffered
     /// leg (see `buffered`); the rest stream through Pingora's.
     async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if !buffered::wanted(session, ctx) {
+        // RFC 9111 §5.2.1.7: nothing stored that satisfies the request, and it forbids asking.
+        if ctx.cache.only_if_cached {
+            respond_text(
+                session,
+                504,
+                Bytes::from_static(b"504 Gateway Timeout: not in the cache (only-if-cached)\n"),
+            )
+            .await?;
+            return Ok(false);
+        }
+        // The cache fills in Pingora's leg (see `cache`).
+        if session.cache.enabled() || !buffered::wanted(session, ctx) {
             return Ok(true);
         }
         buffered::serve(self, session, ctx).await?;
@@ -335,7 +426,7 @@ impl ProxyHttp for Outrider {
             );
             upstream_response.append_header("server-timing", value)?;
         }
-        Ok(())
+        cache::response_filter(self.shared.cache, session, upstream_response, ctx)
     }
 
     /// One classifier decides the status and body; the log line names route, upstream and
@@ -374,6 +465,15 @@ impl ProxyHttp for Outrider {
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
+        if e.is_none() {
+            cache::invalidate_after_unsafe(self.shared.cache, session, status, ctx);
+        }
+        if let Some(result) = cache::lookup_result(session, ctx) {
+            self.shared.cache.record(result);
+            if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
+                m.cache_lookups[result as usize].inc();
+            }
+        }
         if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
             m.counts.record(method_index(&req.method), status);
             m.duration.observe(elapsed.as_secs_f64());

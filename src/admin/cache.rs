@@ -1,0 +1,219 @@
+//! `GET /cache` (what the store holds, how well it serves) and `POST /cache/purge`.
+//!
+//! Purge bodies are JSON with exactly one selector:
+//! - `{"key": "http://host/path?query"}`: every variant of that URL. The URL goes through the
+//!   same key normalisation as requests (the matching route's `key_query`), so it may be
+//!   written the way clients send it. A bare path (`"/path?query"`) purges that path on every
+//!   host.
+//! - `{"prefix": "/path/"}`: every URL whose path starts with it, on any host; a prefix with a
+//!   scheme (`"http://host/path/"`) is matched against the whole URL instead.
+//! - `{"tag": "t"}`: every object whose tag header listed `t`.
+//! - `{"all": true}`.
+
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json, AdminRequest};
+use crate::cache::key::primary_key;
+use crate::config::policy::KeyQueryPolicy;
+use crate::state::Shared;
+
+/// What a purge request selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Key(String),
+    Prefix(String),
+    Tag(String),
+    All,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    key: Option<String>,
+    prefix: Option<String>,
+    tag: Option<String>,
+    all: Option<bool>,
+}
+
+/// Parses a purge body; the error is the message the 400 carries.
+pub fn parse_purge(body: &[u8]) -> Result<Selector, String> {
+    let body: PurgeBody = serde_json::from_slice(body).map_err(|e| {
+        format!(r#"invalid purge body: {e}; expected one of {{"key": url}}, {{"prefix": "/path/"}}, {{"tag": "t"}}, {{"all": true}}"#)
+    })?;
+    let mut selected = Vec::new();
+    if let Some(key) = body.key {
+        selected.push(Selector::Key(key));
+    }
+    if let Some(prefix) = body.prefix {
+        selected.push(Selector::Prefix(prefix));
+    }
+    if let Some(tag) = body.tag {
+        selected.push(Selector::Tag(tag));
+    }
+    match body.all {
+        Some(true) => selected.push(Selector::All),
+        Some(false) => return Err(r#""all" must be true when given"#.to_string()),
+        None => {}
+    }
+    match selected.len() {
+        1 => {}
+        0 => return Err(r#"a purge body needs one of "key", "prefix", "tag", "all""#.to_string()),
+        _ => return Err(r#"give exactly one of "key", "prefix", "tag", "all""#.to_string()),
+    }
+    let selector = selected.remove(0);
+    match &selector {
+        Selector::Key(s) | Selector::Prefix(s) | Selector::Tag(s) if s.is_empty() => {
+            Err("the selector must not be empty (use {\"all\": true} to purge everything)".into())
+        }
+        Selector::Tag(t) if t.chars().any(char::is_whitespace) => {
+            Err("a tag has no whitespace (tags are space-separated in the tag header)".into())
+        }
+        _ => Ok(selector),
+    }
+}
+
+pub fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
+    let selector = match parse_purge(&req.body) {
+        Ok(s) => s,
+        Err(message) => return json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
+    };
+    let store = &shared.cache.store;
+    let purged = match &selector {
+        Selector::Key(url) => match normalise_url(shared, url) {
+            Ok(Target::Url(key)) => store.purge_url(&key),
+            Ok(Target::Path(path)) => store.purge_path(&path),
+            Err(message) => return json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
+        },
+        Selector::Prefix(prefix) => store.purge_prefix(prefix),
+        Selector::Tag(tag) => store.purge_tag(tag),
+        Selector::All => store.purge_all(),
+    };
+    log::info!("cache purge {selector:?}: {purged} objects");
+    json(StatusCode::OK, &json!({ "purged": purged }))
+}
+
+enum Target {
+    Url(String),
+    Path(String),
+}
+
+/// The stored key of `url`: normalised with the `key_query` of the route it would match, as
+/// `proxy::cache` builds request keys.
+fn normalise_url(shared: &Shared, url: &str) -> Result<Target, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid key {url:?}: {e}"))?;
+    let path = uri.path();
+    let active = shared.policy();
+    let host = uri.host().unwrap_or("");
+    let key_query = active
+        .policy
+        .route(host, path, &http::Method::GET)
+        .and_then(|id| active.policy.route_by_id(id))
+        .map_or(KeyQueryPolicy::All, |r| r.cache.key_query.clone());
+    let full = primary_key(
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("", |a| a.as_str()),
+        path,
+        uri.query(),
+        &key_query,
+    );
+    match uri.authority() {
+        Some(_) => Ok(Target::Url(full)),
+        None if url.starts_with('/') => {
+            Ok(Target::Path(crate::cache::key::path_of(&full).to_string()))
+        }
+        None => Err(format!(
+            "invalid key {url:?}: an absolute URL (http://host/path) or a path (/path)"
+        )),
+    }
+}
+
+pub fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    let stats = shared.cache.store.stats();
+    let lookups = shared.cache.lookups();
+    let served = lookups.hit + lookups.stale;
+    let total = served + lookups.miss + lookups.revalidated + lookups.coalesced;
+    let hit_ratio = if total == 0 {
+        serde_json::Value::Null
+    } else {
+        json!((served + lookups.coalesced) as f64 / total as f64)
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "objects": stats.objects,
+            "bytes": stats.bytes,
+            "max_bytes": stats.max_bytes,
+            "hit_ratio": hit_ratio,
+            "lookups": {
+                "hit": lookups.hit,
+                "miss": lookups.miss,
+                "stale": lookups.stale,
+                "revalidated": lookups.revalidated,
+                "coalesced": lookups.coalesced,
+                "bypass": lookups.bypass,
+            },
+            "evictions": stats.evictions,
+            "expired": stats.expired,
+            "purged": stats.purged,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_bodies() {
+        let ok = |body: &str| parse_purge(body.as_bytes());
+        assert_eq!(
+            ok(r#"{"key": "http://a/b"}"#),
+            Ok(Selector::Key("http://a/b".into()))
+        );
+        assert_eq!(
+            ok(r#"{"prefix": "/api/"}"#),
+            Ok(Selector::Prefix("/api/".into()))
+        );
+        assert_eq!(
+            ok(r#"{"tag": "user-42"}"#),
+            Ok(Selector::Tag("user-42".into()))
+        );
+        assert_eq!(ok(r#"{"all": true}"#), Ok(Selector::All));
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"all": false}"#,
+            r#"{"key": "/a", "tag": "t"}"#,
+            r#"{"key": ""}"#,
+            r#"{"tag": "a b"}"#,
+            r#"{"keys": "/a"}"#,
+            r#"{"key": 42}"#,
+        ] {
+            assert!(ok(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    proptest::proptest! {
+        /// What the `purge_body` fuzz target checks, on random bytes and random JSON objects.
+        #[test]
+        fn purge_parsing_is_total(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                  key in "[a-z]{0,3}", value in ".{0,12}") {
+            let json = format!("{{\"{key}\": \"{value}\"}}");
+            for input in [bytes.as_slice(), json.as_bytes()] {
+                let first = parse_purge(input);
+                proptest::prop_assert_eq!(&first, &parse_purge(input));
+                match first {
+                    Ok(Selector::Key(s)) | Ok(Selector::Prefix(s)) => proptest::prop_assert!(!s.is_empty()),
+                    Ok(Selector::Tag(t)) => proptest::prop_assert!(!t.is_empty() && !t.contains(char::is_whitespace)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! Pipeline step 2 (and part of 6): the response cache in Pingora's hooks.
+//!
+//! pingora-cache runs the state machine (lookup, cache lock, Vary slots, stale serving,
+//! revalidation); this file answers its questions with `crate::cache`'s pure decisions:
+//! whether a request may use the cache, its key, whether and for how long a response is
+//! stored, which request headers it varies on, whether a hit satisfies the request's own
+//! directives, whether stale content may be served. It also writes what the client sees of
+//! the cache (`Cache-Status`, the tag header removed) and invalidates on unsafe methods.
+//!
+//! Requests that use the cache never take the buffered leg: on a miss the fill happens in
+//! Pingora's leg, and the stored object gets its generated ETag when the fill finishes
+//! (`cache_storage::Fill`), so every hit carries one. The miss response itself carries only
+//! the origin's validators.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderName};
+use http::Method;
+use log::debug;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::key::CacheHashKey;
+use pingora::cache::storage::HitHandler;
+use pingora::cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, NoCacheReason,
+    RespCacheable, VarianceBuilder,
+};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+
+use super::buffered;
+use super::cache_storage::{entry_key_of, CacheBackend, StoreHints, StoredBody};
+use super::compression::{Compression, PreEncoded};
+use super::Ctx;
+use crate::cache::freshness::{
+    self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
+};
+use crate::cache::key::primary_key;
+use crate::cache::status::{CacheStatus, Fwd};
+use crate::conditional::Outcome;
+use crate::config::policy::{Coding, Route, RouteCachePolicy};
+use crate::metrics::{coding_index, CacheResult};
+
+/// What this request did with the cache, for `Cache-Status`, metrics and the 412 path.
+#[derive(Debug, Default)]
+pub struct CacheCtx {
+    /// The route caches and this request looked the cache up.
+    pub used: bool,
+    /// The route caches but this request did not use it, and why.
+    pub bypass: Option<&'static str>,
+    /// Why the response was not stored (Cache-Status `detail`).
+    pub not_stored: Option<&'static str>,
+    pub stored: bool,
+    pub only_if_cached: bool,
+    /// The request's If-Match / If-Unmodified-Since failed against the cached response:
+    /// `response_filter` answers 412 and the body is dropped.
+    pub precondition_failed: bool,
+    /// When the request reached `request_cache_filter`, as wall-clock time (RFC 9111 §4.2.3's
+    /// request_time is when the upstream request was sent; the difference is the lookup).
+    pub request_time: Option<SystemTime>,
+    /// This hit's body is a memoised encoding (see `serve_memoised_encoding`).
+    pub served_memoised: bool,
+}
+
+/// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
+/// timeout from the lock, so each timeout some upstream uses is leaked once, the way pingap
+/// does it. Bounded by the number of distinct upstream timeouts ever configured.
+fn cache_lock(timeout: Duration) -> &'static CacheKeyLockImpl {
+    static LOCKS: OnceLock<Mutex<HashMap<Duration, &'static CacheKeyLockImpl>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(Default::default);
+    let mut locks = locks.lock().unwrap_or_else(|p| p.into_inner());
+    *locks.entry(timeout).or_insert_with(|| {
+        let lock: Box<CacheKeyLockImpl> = CacheLock::new_boxed(timeout);
+        Box::leak(lock)
+    })
+}
+
+/// How long a coalesced request waits for the one fetching: longer than that fetch may take
+/// (connect plus read timeout, plus a margin), so that a slow origin does not turn into a
+/// stampede of uncached requests when the waiters give up.
+fn lock_timeout(ctx: &Ctx) -> Duration {
+    let upstream = ctx.upstream().map_or(Duration::from_secs(30), |u| {
+        u.connect_timeout + u.read_timeout
+    });
+    upstream + Duration::from_secs(1)
+}
+
+/// Pipeline step 2's gate: enables the cache for this request when its route caches and the
+/// request may use a shared cache.
+pub(super) fn request_cache_filter(
+    backend: &'static CacheBackend,
+    max_object_size: usize,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) {
+    let Some(route) = ctx.route() else { return };
+    if !route.cache.enabled {
+        return;
+    }
+    let req = session.req_header();
+    let facts = RequestFacts::from_parts(&req.method, &req.headers);
+    if let Some(reason) = freshness::request_bypass(&facts, &route.cache) {
+        ctx.cache.bypass = Some(reason.as_str());
+        return;
+    }
+    ctx.cache.only_if_cached = facts.cc.only_if_cached;
+    ctx.cache.request_time = Some(SystemTime::now());
+    let timeout = lock_timeout(ctx);
+    let mut overrides = CacheOptionOverrides::default();
+    overrides.wait_timeout = Some(timeout);
+    session.cache.enable(
+        backend,
+        None,
+        None,
+        Some(cache_lock(timeout)),
+        Some(overrides),
+    );
+    session.cache.set_max_file_size_bytes(max_object_size);
+    ctx.cache.used = true;
+}
+
+/// The key: the route's normalised URL; HEAD shares GET's entry (Pingora fetches HEAD
+/// misses as GET). The hints the store needs ride along in the key's extensions.
+pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
+    let Some(route) = ctx.route() else {
+        return Error::e_explain(ErrorType::InternalError, "cache key without a route");
+    };
+    let req = session.req_header();
+    let url = primary_key(
+        "http",
+        request_authority(session),
+        req.uri.path(),
+        req.uri.query(),
+        &route.cache.key_query,
+    );
+    let hints = Arc::new(StoreHints {
+        url: Arc::from(url.as_str()),
+        tag_header: tag_header(&route.cache),
+        etag_max_body: route
+            .etag
+            .generate
+            .then(|| usize::try_from(route.etag.max_body).unwrap_or(usize::MAX)),
+    });
+    let mut key = CacheKey::new(url, "");
+    key.extensions.insert(hints);
+    Ok(key)
+}
+
+/// Host and port as the client addressed them: two ports are two origins.
+fn request_authority(session: &Session) -> &str {
+    let req = session.req_header();
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+}
+
+fn tag_header(policy: &RouteCachePolicy) -> Option<HeaderName> {
+    if policy.tag_header.is_empty() {
+        return None;
+    }
+    HeaderName::from_bytes(policy.tag_header.as_bytes()).ok()
+}
+
+/// Pipeline step 6's storability: RFC 9111 §3 with the route's TTL rules, as
+/// `crate::cache::freshness` decides it. Uncacheable responses give the lock up at once
+/// (`Custom` maps to `GiveUp`), so that waiters go to the origin in parallel.
+pub(super) fn response_cacheable(
+    session: &Session,
+    resp: &ResponseHeader,
+    ctx: &mut Ctx,
+) -> RespCacheable {
+    let Some(route) = ctx.route() else {
+        return RespCacheable::Uncacheable(NoCacheReason::Custom("no-route"));
+    };
+    let req = session.req_header();
+    let request = RequestFacts::from_parts(&req.method, &req.headers);
+    let response = ResponseFacts::from_headers(
+        resp.status.as_u16(),
+        &resp.headers,
+        &route.cache.targeted_cache_control,
+    );
+    let response_time = SystemTime::now();
+    let times = ExchangeTimes {
+        request_time: ctx.cache.request_time.unwrap_or(response_time),
+        response_time,
+    };
+    match freshness::storability(&request, &response, &route.cache, times) {
+        Storability::Store(fresh) => {
+            let mut header = resp.clone();
+            for name in response.fields_to_strip() {
+                header.remove_header(&name);
+            }
+            let meta = CacheMeta::new(
+                fresh.fresh_until(response_time),
+                fresh.created(response_time),
+                secs(fresh.stale_while_revalidate),
+                secs(fresh.stale_if_error),
+                header,
+            );
+            ctx.cache.stored = true;
+            RespCacheable::Cacheable(meta)
+        }
+        Storability::DontStore(reason) => {
+            debug!(
+                "not stored: route={} path={} reason={}",
+                route.name,
+                req.uri.path(),
+                reason.as_str()
+            );
+            ctx.cache.not_stored = Some(reason.as_str());
+            RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()))
+        }
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// `Vary`: the secondary key from the request fields the stored response names. The
+/// proxy asks the origin for identity and compresses per client itself, so an origin's
+/// `Vary: Accept-Encoding` does not split the entry on a compressing route.
+pub(super) fn variance(
+    meta: &CacheMeta,
+    route: Option<&Route>,
+    req: &pingora::http::RequestHeader,
+) -> Option<[u8; 16]> {
+    let ignore_accept_encoding =
+        route.is_some_and(|r| r.compression.compresses() && r.compression.upstream_identity);
+    let mut builder = VarianceBuilder::new();
+    for value in meta.headers().get_all(header::VARY) {
+        let Ok(value) = value.to_str() else { continue };
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let name = name.to_ascii_lowercase();
+            if ignore_accept_encoding && name == "accept-encoding" {
+                continue;
+            }
+            let mut joined = Vec::new();
+            for (i, v) in req.headers.get_all(name.as_str()).iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(v.as_bytes());
+            }
+            builder.add_owned_name_value(name, joined);
+        }
+    }
+    builder.finalize()
+}
+
+/// A hit must also satisfy the request's own directives (RFC 9111 §5.2.1): `no-cache`,
+/// `max-age` and `min-fresh` send it to revalidation; `max-stale` accepts a stale one.
+pub(super) fn hit_filter(
+    session: &mut Session,
+    meta: &CacheMeta,
+    hit_handler: &mut HitHandler,
+    is_fresh: bool,
+    ctx: &mut Ctx,
+) -> Option<ForcedFreshness> {
+    let forced = hit_directives(session, meta, is_fresh, ctx.route());
+    let served_fresh = match forced {
+        None => is_fresh,
+        Some(ForcedFreshness::ForceFresh) => true,
+        Some(_) => false,
+    };
+    if served_fresh {
+        serve_memoised_encoding(session, hit_handler, ctx);
+    }
+    forced
+}
+
+/// A fresh hit for a client that negotiated a coding whose encoding of this body is memoised
+/// is served that encoding: a hit never pays a full encoder run twice. Not for ranges (they
+/// are ranges of the identity body) and only when the hit will be served as is: a stale one
+/// may be replaced by a new body on revalidation.
+fn serve_memoised_encoding(session: &mut Session, hit_handler: &mut HitHandler, ctx: &mut Ctx) {
+    if session.req_header().headers.contains_key(header::RANGE) {
+        return;
+    }
+    let Some(module) = session.downstream_modules_ctx.get_mut::<Compression>() else {
+        return;
+    };
+    let Some(coding) = module.negotiated() else {
+        return;
+    };
+    let id = memo_id(coding);
+    let Some(stored) = hit_handler.as_any_mut().downcast_mut::<StoredBody>() else {
+        return;
+    };
+    if let Some((identity_len, encoded_len)) = stored.use_encoded(id) {
+        module.serve_pre_encoded(PreEncoded {
+            identity_len: identity_len as u64,
+            encoded_len: encoded_len as u64,
+        });
+        ctx.cache.served_memoised = true;
+    }
+}
+
+/// The store's id for an encoding of a body.
+fn memo_id(coding: &Coding) -> u8 {
+    u8::try_from(coding_index(coding)).unwrap_or(u8::MAX)
+}
+
+/// On a fresh hit that the compression module is about to encode in full, keep the result for
+/// the next client with the same coding (bounded by `max_object_size` and the store's budget).
+fn memoise_encoding(
+    backend: &'static CacheBackend,
+    session: &mut Session,
+    resp: &ResponseHeader,
+    ctx: &Ctx,
+) {
+    if ctx.cache.served_memoised
+        || !matches!(session.cache.phase(), CachePhase::Hit)
+        || resp.status.as_u16() != 200
+        || session.req_header().method != Method::GET
+        || session.req_header().headers.contains_key(header::RANGE)
+    {
+        return;
+    }
+    let Some(key) = session.cache.maybe_cache_key().map(entry_key_of) else {
+        return;
+    };
+    let limit = usize::try_from(ctx.policy.cache_store.max_object_size).unwrap_or(usize::MAX);
+    let Some(module) = session.downstream_modules_ctx.get_mut::<Compression>() else {
+        return;
+    };
+    if module.negotiated().is_none() {
+        return;
+    }
+    module.memoise_into(
+        limit,
+        Box::new(move |coding: &Coding, encoded| {
+            backend.store.attach_encoded(&key, memo_id(coding), encoded);
+        }),
+    );
+}
+
+fn hit_directives(
+    session: &Session,
+    meta: &CacheMeta,
+    is_fresh: bool,
+    route: Option<&Route>,
+) -> Option<ForcedFreshness> {
+    let req = session.req_header();
+    let facts = RequestFacts::from_parts(&req.method, &req.headers);
+    let lifetime = meta
+        .fresh_until()
+        .duration_since(meta.epoch())
+        .unwrap_or_default();
+    let targeted = route.map_or(&[][..], |r| &r.cache.targeted_cache_control[..]);
+    let stored = ResponseFacts::from_headers(
+        meta.response_header().status.as_u16(),
+        meta.headers(),
+        targeted,
+    );
+    match freshness::hit_acceptable(
+        &facts.cc,
+        facts.pragma_no_cache,
+        meta.age(),
+        lifetime,
+        stored.must_revalidate(),
+    ) {
+        HitVerdict::Fresh | HitVerdict::StaleAccepted if !is_fresh => {
+            Some(ForcedFreshness::ForceFresh)
+        }
+        HitVerdict::Stale if is_fresh => Some(ForcedFreshness::ForceExpired),
+        // The client wants a validated response: not this copy, and not a stale one served
+        // while revalidating either (ForceExpired closes the stale windows).
+        HitVerdict::RequestRevalidate => Some(ForcedFreshness::ForceExpired),
+        _ => None,
+    }
+}
+
+/// Preconditions against a cached (or just stored) 200: 304 through Pingora's own path;
+/// a failed If-Match / If-Unmodified-Since is noted for `response_filter`'s 412.
+pub(super) fn not_modified(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> bool {
+    match buffered::preconditions_outcome(session.req_header(), resp) {
+        Outcome::NotModified => true,
+        Outcome::PreconditionFailed => {
+            ctx.cache.precondition_failed = true;
+            false
+        }
+        Outcome::Proceed => false,
+    }
+}
+
+/// What the client sees of the cache: `Cache-Status`, and neither the tag header nor the
+/// targeted cache-control fields meant for us (RFC 9213 §2.1).
+pub(super) fn response_filter(
+    backend: &'static CacheBackend,
+    session: &mut Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    let Some(route) = ctx.route() else {
+        return Ok(());
+    };
+    if !route.cache.enabled {
+        return Ok(());
+    }
+    memoise_encoding(backend, session, resp, ctx);
+    let Some(route) = ctx.route() else {
+        return Ok(());
+    };
+    if let Some(name) = tag_header(&route.cache) {
+        resp.remove_header(&name);
+    }
+    for name in &route.cache.targeted_cache_control {
+        resp.remove_header(name.as_str());
+    }
+    let status = cache_status(session, resp, ctx);
+    resp.insert_header("cache-status", status.to_header_value("outrider"))?;
+    if ctx.cache.precondition_failed {
+        *resp = precondition_failed_header()?;
+    }
+    Ok(())
+}
+
+fn precondition_failed_header() -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(412, Some(3))?;
+    resp.insert_header(header::CONTENT_LENGTH, "0")?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    Ok(resp)
+}
+
+fn ttl(meta: Option<&CacheMeta>, now: SystemTime) -> Option<i64> {
+    let until = meta?.fresh_until();
+    Some(match until.duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+    })
+}
+
+fn cache_status(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> CacheStatus {
+    let cache = &session.cache;
+    let now = SystemTime::now();
+    let upstream_status = Some(resp.status.as_u16());
+    let mut status = CacheStatus::default();
+    if let Some(reason) = ctx.cache.bypass {
+        if reason == freshness::BypassReason::Method.as_str() {
+            status.fwd = Some(Fwd::Method);
+        } else {
+            status.fwd = Some(Fwd::Bypass);
+            status.detail = Some(reason.into());
+        }
+        return status;
+    }
+    let coalesced = cache.lock_duration().is_some();
+    match cache.phase() {
+        CachePhase::Hit => {
+            status.hit = true;
+            status.collapsed = coalesced;
+            status.ttl = ttl(cache.maybe_cache_meta(), now);
+        }
+        CachePhase::StaleUpdating => {
+            status.hit = true;
+            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            status.detail = Some("stale-while-revalidate".into());
+        }
+        CachePhase::Stale => {
+            // Still Stale when the response goes out: served stale because the origin failed.
+            status.fwd = Some(Fwd::Stale);
+            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            status.detail = Some("stale-if-error".into());
+        }
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => {
+            status.fwd = Some(Fwd::Stale);
+            status.fwd_status = Some(304);
+            status.stored = matches!(cache.phase(), CachePhase::Revalidated);
+            status.ttl = ttl(cache.maybe_cache_meta(), now);
+        }
+        CachePhase::Expired => {
+            status.fwd = Some(Fwd::Stale);
+            status.fwd_status = upstream_status;
+            status.stored = ctx.cache.stored;
+            status.detail = ctx.cache.not_stored.map(Into::into);
+        }
+        CachePhase::Miss => {
+            status.fwd = Some(Fwd::UriMiss);
+            status.fwd_status = upstream_status;
+            status.stored = ctx.cache.stored;
+            status.collapsed = coalesced;
+            status.detail = ctx.cache.not_stored.map(Into::into);
+        }
+        CachePhase::Disabled(reason) => {
+            status.fwd = Some(if ctx.cache.used {
+                Fwd::UriMiss
+            } else {
+                Fwd::Bypass
+            });
+            status.fwd_status = upstream_status;
+            status.detail = Some(ctx.cache.not_stored.unwrap_or(reason.as_str()).into());
+        }
+        CachePhase::Bypass | CachePhase::Uninit | CachePhase::CacheKey => {
+            status.fwd = Some(Fwd::Bypass);
+        }
+    }
+    status
+}
+
+/// Drops the body of a response turned into a 412 by `response_filter`.
+pub(super) fn body_filter(body: &mut Option<bytes::Bytes>, ctx: &Ctx) {
+    if ctx.cache.precondition_failed {
+        *body = None;
+    }
+}
+
+/// RFC 9111 §4.4: a non-error response to an unsafe method invalidates the stored responses
+/// for its URL and for the same-origin `Location` / `Content-Location` it names.
+pub(super) fn invalidate_after_unsafe(
+    backend: &CacheBackend,
+    session: &Session,
+    status: u16,
+    ctx: &Ctx,
+) -> usize {
+    let req = session.req_header();
+    if matches!(
+        req.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) {
+        return 0;
+    }
+    let Some(route) = ctx.route() else { return 0 };
+    if !route.cache.enabled {
+        return 0;
+    }
+    let authority = request_authority(session);
+    let request_url = format!(
+        "http://{authority}{}",
+        req.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let resp = session.response_written();
+    let field = |name| {
+        resp.and_then(|r| r.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+    };
+    let targets = freshness::invalidation_targets(
+        &req.method,
+        status,
+        &request_url,
+        field(header::LOCATION),
+        field(header::CONTENT_LOCATION),
+    );
+    let mut purged = 0;
+    for target in targets {
+        let Ok(uri) = target.parse::<http::Uri>() else {
+            continue;
+        };
+        let key = primary_key(
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or(authority, |a| a.as_str()),
+            uri.path(),
+            uri.query(),
+            &route.cache.key_query,
+        );
+        // The primary hash is what the store shards by: one lock instead of sixteen.
+        purged += backend
+            .store
+            .purge_primary(&CacheKey::new(key, "").primary_bin());
+    }
+    purged
+}
+
+/// What the cache did for this request, for `outrider_cache_lookups_total` and `GET /cache`;
+/// `None` on routes that do not cache.
+pub(super) fn lookup_result(session: &Session, ctx: &Ctx) -> Option<CacheResult> {
+    if !ctx.route()?.cache.enabled {
+        return None;
+    }
+    if ctx.cache.bypass.is_some() || !ctx.cache.used {
+        return Some(CacheResult::Bypass);
+    }
+    let coalesced = session.cache.lock_duration().is_some();
+    Some(match session.cache.phase() {
+        CachePhase::Hit if coalesced => CacheResult::Coalesced,
+        CachePhase::Hit => CacheResult::Hit,
+        CachePhase::Stale | CachePhase::StaleUpdating => CacheResult::Stale,
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheResult::Revalidated,
+        CachePhase::Bypass => CacheResult::Bypass,
+        _ => CacheResult::Miss,
+    })
+}
