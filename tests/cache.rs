@@ -959,15 +959,39 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once_in_the_backgroun
     )
     .await;
 
-    let fresh = poll_get(&rig, "/swr", Duration::from_secs(8), |g| g.text() == "new").await;
+    // Counted by hand: the background refresh is not a client request and must not show up
+    // in `outrider_requests_total`.
+    let mut client_requests = 2;
+    let start = Instant::now();
+    let fresh = loop {
+        client_requests += 1;
+        let got = rig.get("/swr", &[]).await;
+        if got.text() == "new" {
+            break got;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "the refreshed body never came: {}",
+            got.cache_status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(fresh.hit(), "{}", fresh.cache_status());
     let again = rig.get("/swr", &[]).await;
+    client_requests += 1;
     assert_eq!(again.text(), "new");
     assert!(
         again.hit() && again.param("detail").is_none(),
         "{}",
         again.cache_status()
     );
+    let metrics = rig.metrics().await;
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("outrider_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, client_requests, "{metrics}");
     assert_eq!(
         rig.backend.count("/swr"),
         2,

@@ -465,18 +465,23 @@ impl ProxyHttp for Outrider {
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
+        // A stale-while-revalidate refresh runs this pipeline as a background subrequest: its
+        // upstream attempt counts, but it is not a client request.
+        let background = session.as_downstream().is_subrequest();
         if e.is_none() {
             cache::invalidate_after_unsafe(self.shared.cache, session, status, ctx);
         }
-        if let Some(result) = cache::lookup_result(session, ctx) {
+        if let Some(result) = cache::lookup_result(session, ctx).filter(|_| !background) {
             self.shared.cache.record(result);
             if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
                 m.cache_lookups[result as usize].inc();
             }
         }
         if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
-            m.counts.record(method_index(&req.method), status);
-            m.duration.observe(elapsed.as_secs_f64());
+            if !background {
+                m.counts.record(method_index(&req.method), status);
+                m.duration.observe(elapsed.as_secs_f64());
+            }
         }
         if ctx.endpoint.is_some() {
             let failure = e.map(Failure::classify);
