@@ -831,10 +831,18 @@ async fn vary_stores_one_variant_per_header_value() {
         let lang = req_header(req, "x-lang").unwrap_or("none").to_string();
         ok(&format!("lang={lang}"), "max-age=60").header("Vary", "X-Lang")
     });
-    for lang in ["en", "fr"] {
+    // RFC 9211 §2.2: the first is a uri-miss; the second finds the URL stored for another
+    // language, a vary-miss.
+    for (lang, fwd) in [("en", "uri-miss"), ("fr", "vary-miss")] {
         let got = rig.get("/v", &[("x-lang", lang)]).await;
         assert_eq!(got.text(), format!("lang={lang}"));
         assert!(!got.hit(), "{lang}: {}", got.cache_status());
+        assert_eq!(
+            got.param("fwd").as_deref(),
+            Some(fwd),
+            "{}",
+            got.cache_status()
+        );
     }
     assert_eq!(rig.backend.count("/v"), 2);
     for lang in ["en", "fr", "en", "fr"] {

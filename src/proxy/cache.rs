@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{self, HeaderName};
 use http::Method;
 use log::debug;
-use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::key::CacheHashKey;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
     CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, NoCacheReason,
@@ -61,6 +61,8 @@ pub struct CacheCtx {
     pub request_time: Option<SystemTime>,
     /// This hit's body is a memoised encoding (see `serve_memoised_encoding`).
     pub served_memoised: bool,
+    /// The lookup found the URL stored, but for other values of its `Vary` fields.
+    pub vary_miss: bool,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -479,7 +481,11 @@ fn cache_status(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> CacheSta
             status.detail = ctx.cache.not_stored.map(Into::into);
         }
         CachePhase::Miss => {
-            status.fwd = Some(Fwd::UriMiss);
+            status.fwd = Some(if ctx.cache.vary_miss {
+                Fwd::VaryMiss
+            } else {
+                Fwd::UriMiss
+            });
             status.fwd_status = upstream_status;
             status.stored = ctx.cache.stored;
             status.collapsed = coalesced;

@@ -235,7 +235,13 @@ impl ProxyHttp for Outrider {
         ctx: &mut Ctx,
         req: &pingora::http::RequestHeader,
     ) -> Option<HashBinary> {
-        cache::variance(meta, ctx.route(), req)
+        let variance = cache::variance(meta, ctx.route(), req);
+        // Before the upstream leg this is the lookup: a stored response for the URL whose
+        // variance differs from this request's is a vary-miss (RFC 9211 §2.2).
+        if ctx.upstream_started.is_none() && variance != meta.variance() {
+            ctx.cache.vary_miss = true;
+        }
+        variance
     }
 
     async fn cache_hit_filter(
