@@ -6,6 +6,22 @@
 # then req/s, p50, p99 and the proxy process's CPU time per request. See DESIGN.md,
 # "Performance budget", for the numbers these are held against.
 #
+# With CACHE=1, every proxy answers from its cache instead (cache hits, the backend idle):
+#   (a) direct       as above,
+#   (b) nginx-cache  nginx proxy_cache, 200s valid for 1h, proxy_cache_lock on
+#                    (benches/load/proxy.cache.nginx.conf),
+#   (c) varnish      Varnish, one thread pool, malloc storage, beresp.ttl = 1h
+#                    (benches/load/cache.vcl; installed from Debian's `varnish` if missing;
+#                    VARNISH=0 leaves it out),
+#   (d) outrider     Outrider with [defaults.cache] enabled, default_ttl 1h
+#                    (benches/load/outrider.cache.toml appended to its config).
+# One request warms each cache; then each must answer a second one as a hit (nginx
+# `X-Cache-Status: HIT`, Varnish `X-Varnish` with two ids, Outrider `Cache-Status: ...; hit`)
+# or the script stops. The caches reach the backend on a second port of it that keeps an
+# access log (benches/load/backend.cache.nginx.conf; `direct` is measured on the unlogged
+# one); after each cache's load, its requests that reached the backend must be a handful at
+# most. Ratios are outrider/nginx-cache and outrider/varnish.
+#
 # With COMPRESS=gzip, wrk sends `Accept-Encoding: gzip`, the body is a JSON API response of the
 # same size instead of a run of one letter, and both proxies gzip it at level 6 (nginx:
 # benches/load/proxy.gzip.nginx.conf, Outrider: benches/load/outrider.gzip.toml); the backend,
@@ -17,8 +33,14 @@
 # Usage:   bash benches/load.sh
 #          QUICK=1 bash benches/load.sh          # CI smoke check: 2 s loads
 #          COMPRESS=gzip BODY=100k bash benches/load.sh   # compression cost, nginx vs Outrider
+#          CACHE=1 bash benches/load.sh          # cache hits: nginx proxy_cache, Varnish, Outrider
+#          QUICK=1 CACHE=1 bash benches/load.sh  # its smoke check
 # Env:     BODY=1k|100k        response size (default 1k)
-#          COMPRESS=off|gzip   response compression by both proxies (default off)
+#          COMPRESS=off|gzip   response compression by both proxies (default off; not with CACHE=1)
+#          CACHE=0|1           cache-hit mode (default 0), see above
+#          VARNISH=1|0         with CACHE=1: VARNISH=0 skips the varnish contender (default 1; if
+#                              it is on and varnishd can't start, the script stops)
+#          BACKEND_MAX_HITS=5  with CACHE=1: requests a cache may send the backend during its load
 #          DURATION=10s CONNECTIONS=64 THREADS=2   wrk load (QUICK=1 makes DURATION 2s)
 #          WARMUP=3s           warm-up run before each measured one (QUICK=1: 1s)
 #          ROUNDS=1            measure each contender this many times (interleaved); medians
@@ -41,6 +63,9 @@ TEMPLATES=$ROOT/benches/load
 QUICK=${QUICK:-0}
 BODY=${BODY:-1k}
 COMPRESS=${COMPRESS:-off}
+CACHE=${CACHE:-0}
+VARNISH=${VARNISH:-1}
+BACKEND_MAX_HITS=${BACKEND_MAX_HITS:-5}
 if [[ $QUICK == 1 ]]; then
     DURATION=${DURATION:-2s}
     WARMUP=${WARMUP:-1s}
@@ -65,6 +90,22 @@ case $COMPRESS in
     gzip) BODY_PATH=/$BODY.json ;;
     *) echo "COMPRESS must be off or gzip, not '$COMPRESS'" >&2; exit 2 ;;
 esac
+case $CACHE in
+    0 | 1) ;;
+    *) echo "CACHE must be 0 or 1, not '$CACHE'" >&2; exit 2 ;;
+esac
+case $VARNISH in
+    0 | 1) ;;
+    *) echo "VARNISH must be 0 or 1, not '$VARNISH'" >&2; exit 2 ;;
+esac
+if [[ $CACHE == 1 && $COMPRESS != off ]]; then
+    echo "CACHE=1 does not combine with COMPRESS=$COMPRESS: the cache-hit mode measures" \
+        "uncompressed bodies only (run them separately)" >&2
+    exit 2
+fi
+# ensure_tools (common.sh) installs Varnish only when it is a contender.
+NEED_VARNISH=0
+[[ $CACHE == 1 && $VARNISH == 1 ]] && NEED_VARNISH=1
 
 SCRIPT_NAME=load.sh
 # shellcheck source=benches/load/common.sh
@@ -178,30 +219,77 @@ BACKEND_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 OUTRIDER_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
-
+# The backend port the proxies use: the same one `direct` is measured on, except with CACHE=1
+# (a second port of the same backend nginx, with an access log; see backend.cache.nginx.conf).
+ORIGIN_PORT=$BACKEND_PORT
+if [[ $CACHE == 1 ]]; then
+    ORIGIN_PORT=$(free_port)
+    VARNISH_PORT=$(free_port)
+fi
 
 render "$TEMPLATES/backend.nginx.conf" "$TMP/backend.conf" \
     DIR="$TMP" PORT="$BACKEND_PORT" USER="$NGINX_USER"
+if [[ $CACHE == 1 ]]; then
+    render "$TEMPLATES/backend.cache.nginx.conf" "$TMP/backend.cache.conf" DIR="$TMP" PORT="$ORIGIN_PORT"
+    # Into the http block, right after its `access_log off;`.
+    sed -i "/^ *access_log off;/a\\    include $TMP/backend.cache.conf;" "$TMP/backend.conf"
+    grep -q "include $TMP/backend.cache.conf;" "$TMP/backend.conf" ||
+        die "could not add backend.cache.nginx.conf to backend.nginx.conf (no 'access_log off;' line?)"
+    : >"$TMP/backend.access.log"
+fi
 start_nginx backend "$TMP/backend.conf"
 BACKEND_PID=$LAST_PID
 wait_ready backend "http://127.0.0.1:$BACKEND_PORT$BODY_PATH" "$BACKEND_PID" "$TMP/backend.error.log"
-
-GZIP_INCLUDE=""
-if [[ $COMPRESS == gzip ]]; then
-    cp "$TEMPLATES/proxy.gzip.nginx.conf" "$TMP/proxy.gzip.conf"
-    GZIP_INCLUDE="include $TMP/proxy.gzip.conf;"
+if [[ $CACHE == 1 ]]; then
+    wait_ready "backend (port for the caches)" "http://127.0.0.1:$ORIGIN_PORT$BODY_PATH" "$BACKEND_PID" \
+        "$TMP/backend.error.log"
 fi
-render "$TEMPLATES/proxy.nginx.conf" "$TMP/proxy.conf" \
-    DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" USER="$NGINX_USER" GZIP="$GZIP_INCLUDE"
-start_nginx proxy "$TMP/proxy.conf"
-PROXY_PID=$LAST_PID
-wait_ready nginx-proxy "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/proxy.error.log"
+
+if [[ $CACHE == 1 ]]; then
+    NGINX_C=nginx-cache
+    render "$TEMPLATES/proxy.cache.nginx.conf" "$TMP/nginx-cache.conf" \
+        DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$ORIGIN_PORT" USER="$NGINX_USER"
+    start_nginx nginx-cache "$TMP/nginx-cache.conf"
+    PROXY_PID=$LAST_PID
+    wait_ready nginx-cache "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/nginx-cache.error.log"
+else
+    NGINX_C=nginx-proxy
+    GZIP_INCLUDE=""
+    if [[ $COMPRESS == gzip ]]; then
+        cp "$TEMPLATES/proxy.gzip.nginx.conf" "$TMP/proxy.gzip.conf"
+        GZIP_INCLUDE="include $TMP/proxy.gzip.conf;"
+    fi
+    render "$TEMPLATES/proxy.nginx.conf" "$TMP/proxy.conf" \
+        DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$BACKEND_PORT" USER="$NGINX_USER" GZIP="$GZIP_INCLUDE"
+    start_nginx proxy "$TMP/proxy.conf"
+    PROXY_PID=$LAST_PID
+    wait_ready nginx-proxy "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/proxy.error.log"
+fi
+
+# CACHE=1: Varnish in the foreground (-F) so that it is our child, with its working dir (shared
+# memory log, compiled VCL) in the temp dir, no management port (-T none) and no privilege
+# drop (-j none: as root it would switch to the varnish users, which can't reach $TMP; as any
+# other user there is nothing to drop).
+if [[ $CACHE == 1 && $VARNISH == 1 ]]; then
+    [[ -x $VARNISHD ]] || die "varnishd not found (install Debian's varnish, or VARNISH=0 to leave it out)"
+    render "$TEMPLATES/cache.vcl" "$TMP/cache.vcl" BACKEND_PORT="$ORIGIN_PORT"
+    "$VARNISHD" -F -j none -a "127.0.0.1:$VARNISH_PORT" -T none -f "$TMP/cache.vcl" \
+        -s malloc,256m -n "$TMP/varnish" -p thread_pools=1 >"$TMP/varnish.log" 2>&1 &
+    VARNISH_PID=$!
+    PIDS+=("$VARNISH_PID")
+    wait_ready "varnish (set VARNISH=0 to leave it out)" "http://127.0.0.1:$VARNISH_PORT$BODY_PATH" "$VARNISH_PID" \
+        "$TMP/varnish.log"
+fi
 
 render "$TEMPLATES/outrider.toml" "$TMP/outrider.toml" \
-    PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$BACKEND_PORT"
+    PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$ORIGIN_PORT"
 if [[ $COMPRESS == gzip ]]; then
     printf '\n' >>"$TMP/outrider.toml"
     cat "$TEMPLATES/outrider.gzip.toml" >>"$TMP/outrider.toml"
+fi
+if [[ $CACHE == 1 ]]; then
+    printf '\n' >>"$TMP/outrider.toml"
+    cat "$TEMPLATES/outrider.cache.toml" >>"$TMP/outrider.toml"
 fi
 [[ -n ${OUTRIDER_EXTRA_TOML:-} ]] && printf '\n%s\n' "$OUTRIDER_EXTRA_TOML" >>"$TMP/outrider.toml"
 "$OUTRIDER" --config "$TMP/outrider.toml" >"$TMP/outrider.log" 2>&1 &
@@ -212,23 +300,80 @@ wait_ready outrider "http://127.0.0.1:$ADMIN_PORT/readyz" "$OUTRIDER_PID" "$TMP/
 # See "CPU placement".
 pin "$BACKEND_PID" "${SERVER_CPU:-}"
 pin "$PROXY_PID" "${SERVER_CPU:-}"
+[[ -n ${VARNISH_PID:-} ]] && pin "$VARNISH_PID" "${SERVER_CPU:-}" # manager and its cache child
 pin "$OUTRIDER_PID" "${SERVER_CPU:-}"
 
 declare -A URL=(
     [direct]="http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
-    [nginx-proxy]="http://127.0.0.1:$PROXY_PORT$BODY_PATH"
+    [$NGINX_C]="http://127.0.0.1:$PROXY_PORT$BODY_PATH"
     [outrider]="http://127.0.0.1:$OUTRIDER_PORT$BODY_PATH"
 )
-declare -A MEASURED_PID=([direct]=$BACKEND_PID [nginx-proxy]=$PROXY_PID [outrider]=$OUTRIDER_PID)
-CONTENDERS=(direct nginx-proxy outrider)
+declare -A MEASURED_PID=([direct]=$BACKEND_PID [$NGINX_C]=$PROXY_PID [outrider]=$OUTRIDER_PID)
+CONTENDERS=(direct "$NGINX_C")
+if [[ -n ${VARNISH_PID:-} ]]; then
+    URL[varnish]="http://127.0.0.1:$VARNISH_PORT$BODY_PATH"
+    MEASURED_PID[varnish]=$VARNISH_PID
+    CONTENDERS+=(varnish)
+fi
+CONTENDERS+=(outrider)
+CACHES=()
+[[ $CACHE == 1 ]] && CACHES=("${CONTENDERS[@]:1}") # all but direct
 
-# Each contender must answer 200 with the whole body before it is worth measuring.
+# Each contender must answer 200 with the whole body before it is worth measuring. With
+# CACHE=1 this is also the request that warms each cache.
 for c in "${CONTENDERS[@]}"; do
     read -r code size < <(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{size_download}\n' "${URL[$c]}" || echo "000 0")
     [[ $code == 200 && $size == "$BODY_BYTES" ]] ||
         die "$c (${URL[$c]}) answered HTTP $code with $size bytes, expected 200 with $BODY_BYTES"
 done
 log "all contenders answer 200 with $BODY_BYTES bytes; outrider $("$OUTRIDER" --version 2>/dev/null || true)"
+
+# The value of header NAME (case-insensitive, the last one if repeated) in a curl -D dump.
+header() { # file name
+    awk -F': *' -v n="$2" 'tolower($1) == tolower(n) { v = $0; sub(/^[^:]*: */, "", v); sub(/\r$/, "", v) }
+        END { print v }' "$1"
+}
+
+# Whether a cache's response (headers in FILE) says it came from the cache.
+is_hit() { # contender headers-file
+    case $1 in
+        # $upstream_cache_status: HIT (not STALE, UPDATING, REVALIDATED: those had a backend in them).
+        nginx-cache) [[ $(header "$2" X-Cache-Status) == HIT ]] ;;
+        # X-Varnish carries this request's id, and on a hit also the id of the request that
+        # fetched the object ("32770 3"); Age is there on misses too, so it proves nothing.
+        varnish) [[ $(header "$2" X-Varnish) =~ ^[0-9]+\ [0-9]+$ ]] ;;
+        # RFC 9211: `Cache-Status: outrider; hit; ttl=3599` (a miss says `fwd=...` instead).
+        outrider) [[ ,$(header "$2" Cache-Status | tr -d ' ' | tr '[:upper:]' '[:lower:]'), =~ \;hit(\;|,) ]] ;;
+        *) return 1 ;;
+    esac
+}
+
+# CACHE=1: the warmed caches must now serve hits, else the rows would measure a proxy (or a
+# cache miss path) under a cache's name. A few tries: a cache may store the body just after it
+# sent it on.
+for c in "${CACHES[@]}"; do
+    hit=0
+    for ((try = 1; try <= 10; try++)); do
+        read -r code size < <(curl -s -D "$TMP/hit-$c.headers" -o /dev/null --max-time 5 \
+            -w '%{http_code} %{size_download}\n' "${URL[$c]}" || echo "000 0")
+        if [[ $code == 200 && $size == "$BODY_BYTES" ]] && is_hit "$c" "$TMP/hit-$c.headers"; then
+            hit=1
+            break
+        fi
+        sleep 0.2
+    done
+    if ((!hit)); then
+        sed 's/\r$//; s/^/    /' "$TMP/hit-$c.headers" >&2
+        die "$c (${URL[$c]}) did not serve a cache hit after a warming request and $((try - 1)) more" \
+            "(last answer: HTTP $code, $size bytes; headers above)"
+    fi
+    case $c in
+        nginx-cache) evidence="X-Cache-Status: $(header "$TMP/hit-$c.headers" X-Cache-Status)" ;;
+        varnish) evidence="X-Varnish: $(header "$TMP/hit-$c.headers" X-Varnish)" ;;
+        outrider) evidence="Cache-Status: $(header "$TMP/hit-$c.headers" Cache-Status)" ;;
+    esac
+    log "$c serves hits ($evidence)"
+done
 
 # COMPRESS=gzip: wrk will ask for gzip. The proxies must then answer with Content-Encoding: gzip
 # and a body that gunzips to the file, and the backend (`direct`) without any coding; else the
@@ -303,10 +448,15 @@ bytes_per_response() {
 }
 
 declare -A RPS P50 P99 CPU_US CPU_PCT CORE_PCT WIRE # keyed "contender round"
+declare -A ORIGIN_HITS # CACHE=1: backend requests during a cache's warm-up + load, same keys
 ERRORS=0
 
+# CACHE=1: lines in the access log of the backend port the caches use (one per request).
+origin_requests() { wc -l <"$TMP/backend.access.log"; }
+
 measure() { # contender round
-    local c=$1 r=$2 out="$TMP/wrk-$1-$2.txt" before after core_before core_after t0 t1 requests
+    local c=$1 r=$2 out="$TMP/wrk-$1-$2.txt" before after core_before core_after t0 t1 requests origin0
+    [[ $CACHE == 1 ]] && origin0=$(origin_requests)
     run_wrk "$WARMUP" "${URL[$c]}" "$TMP/warmup-$c-$r.txt"
     before=$(cpu_ticks "${MEASURED_PID[$c]}")
     core_before=$(core_ticks)
@@ -330,6 +480,15 @@ measure() { # contender round
     CORE_PCT[$c $r]=$(awk -v x="$core_before" -v y="$core_after" 'BEGIN {
         split(x, a, ","); split(y, b, ",")
         if (b[2] > a[2]) printf "%.0f", (b[1] - a[1]) * 100 / (b[2] - a[2]); else print "-" }')
+
+    if [[ $CACHE == 1 && $c != direct ]]; then
+        ORIGIN_HITS[$c $r]=$(($(origin_requests) - origin0))
+        if ((${ORIGIN_HITS[$c $r]} > BACKEND_MAX_HITS)); then
+            ERRORS=1
+            printf '!! %s (round %s): %s requests reached the backend during its warm-up and load (at most %s allowed): not cache hits\n' \
+                "$c" "$r" "${ORIGIN_HITS[$c $r]}" "$BACKEND_MAX_HITS" >&2
+        fi
+    fi
 
     # wrk only reports these lines when something went wrong.
     if grep -qE '^ *(Socket errors|Non-2xx or 3xx responses)' "$out"; then
@@ -381,10 +540,28 @@ for c in "${CONTENDERS[@]}"; do
     MED_CPU[$c]=$(median "${cpu[@]}")
 done
 ((ROUNDS > 1)) && echo "(ratios use the median of $ROUNDS rounds)"
-echo "ratios: outrider/nginx req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[nginx-proxy]}")" \
-    " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[nginx-proxy]}")" \
-    " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")" \
-    "; outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+if [[ $CACHE == 1 ]]; then
+    for c in "${CACHES[@]}"; do
+        [[ $c == outrider ]] && continue
+        echo "ratios: outrider/$c req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[$c]}")" \
+            " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[$c]}")" \
+            " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[$c]}")"
+    done
+    echo "ratios: outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+    summary=""
+    for c in "${CACHES[@]}"; do
+        n=""
+        for ((r = 1; r <= ROUNDS; r++)); do n+="${n:+/}${ORIGIN_HITS[$c $r]}"; done
+        summary+="${summary:+, }$c $n"
+    done
+    echo "cache: requests that reached the backend during each cache's warm-up and load" \
+        "(per round, at most $BACKEND_MAX_HITS allowed): $summary"
+else
+    echo "ratios: outrider/nginx req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[nginx-proxy]}")" \
+        " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[nginx-proxy]}")" \
+        " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")" \
+        "; outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+fi
 echo "cpu: user+sys time of the process serving that row (the backend nginx for 'direct'," \
     "the proxy for the others) per request, and as a share of one core (${CLK_TCK} Hz ticks);" \
     "core: how busy the servers' CPU was, whoever used it."
@@ -420,5 +597,6 @@ fi
 
 if ((ERRORS)); then
     KEEP_TMP=1
-    die "wrk reported socket errors, non-2xx responses or uncompressed ones (see above; raw output in $TMP)"
+    die "wrk reported socket errors or non-2xx responses, or a proxy stopped compressing or" \
+        "caching under load (see above; raw output in $TMP)"
 fi

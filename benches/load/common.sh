@@ -7,12 +7,16 @@ die() { printf '%s: error: %s\n' "$SCRIPT_NAME" "$*" >&2; exit 1; }
 
 # --- tools ---------------------------------------------------------------------------------
 
+# NEED_VARNISH=1 (set by load.sh for CACHE=1) adds Varnish.
 ensure_tools() {
     local missing=()
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
     command -v wrk >/dev/null || missing+=(wrk)
     command -v curl >/dev/null || missing+=(curl)
     command -v taskset >/dev/null || missing+=(util-linux)
+    if [[ ${NEED_VARNISH:-0} == 1 ]]; then
+        command -v varnishd >/dev/null || [[ -x /usr/sbin/varnishd ]] || missing+=(varnish)
+    fi
     ((${#missing[@]} == 0)) && return
     log "installing ${missing[*]}"
     local sudo=()
@@ -23,11 +27,22 @@ ensure_tools() {
         missing=("${missing[@]/nginx-light/nginx}")
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
     fi
+    # The varnish package enables and, where an init system runs (not in containers whose
+    # policy-rc.d forbids it), starts a system varnishd on :6081 of every address. We start our
+    # own on 127.0.0.1; stop and disable that one.
+    if [[ " ${missing[*]} " == *" varnish "* ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            "${sudo[@]}" systemctl disable --now varnish.service varnishncsa.service >/dev/null 2>&1 || true
+        else
+            "${sudo[@]}" invoke-rc.d varnish stop >/dev/null 2>&1 || true
+        fi
+    fi
 }
 
 ensure_tools
 # Debian keeps nginx in /usr/sbin, which a non-root PATH may lack.
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
 
 # Build (unless SKIP_BUILD=1 or OUTRIDER_BIN is set) and point OUTRIDER at the binary.
 build_outrider() {
