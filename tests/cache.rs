@@ -1731,6 +1731,21 @@ async fn hits_are_compressed_per_client() {
                 .any(|v| v.to_ascii_lowercase().contains("accept-encoding")),
             "round {round}: no Vary: Accept-Encoding"
         );
+        // The first gzip hit runs the encoder (chunked, length unknown up front) and keeps
+        // the result beside the object; the next one is sent from it, with its length.
+        let memoised = gz.header("content-length").map(str::to_string);
+        if round == 0 {
+            assert_eq!(
+                memoised, None,
+                "the first gzip hit was not encoded on the fly"
+            );
+        } else {
+            assert_eq!(
+                memoised,
+                Some(gz.body.len().to_string()),
+                "the second gzip hit was encoded again instead of sent from the memoised copy"
+            );
+        }
 
         let plain = rig.get("/z", &[]).await;
         assert!(plain.hit(), "round {round}: {}", plain.cache_status());
