@@ -1633,6 +1633,25 @@ async fn cache_metrics_count_a_known_sequence() {
         (ratio - 2.0 / 5.0).abs() < 1e-9,
         "hit_ratio {ratio}: {report}"
     );
+    // `/stats` per route, over its window: route `m` looked the cache up 5 times (the two
+    // bypasses are not lookups) and answered 2; `other` saw nothing, so it has no ratio.
+    let stats: serde_json::Value = client()
+        .get(rig.proxy.admin_url("/stats"))
+        .send()
+        .await
+        .expect("GET /stats")
+        .json()
+        .await
+        .expect("/stats is JSON");
+    let route_ratio = stats["routes"]["m"]["cache_hit_ratio"].as_f64();
+    assert!(
+        route_ratio.is_some_and(|r| (r - 2.0 / 5.0).abs() < 1e-9),
+        "{stats}"
+    );
+    assert!(
+        stats["routes"]["other"]["cache_hit_ratio"].is_null(),
+        "{stats}"
+    );
 
     rig.purge(r#"{"all": true}"#).await;
     let text = rig.metrics().await;

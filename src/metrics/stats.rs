@@ -13,7 +13,7 @@ use prometheus::core::Metric as _;
 use prometheus::Histogram;
 use serde_json::{json, Value};
 
-use super::{Bound, Outcome, LATENCY_BUCKETS};
+use super::{Bound, CacheResult, Outcome, LATENCY_BUCKETS};
 use crate::config::Policy;
 
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -29,6 +29,10 @@ pub struct Counts {
     pub observations: u64,
     /// Routes only: body bytes compression saved.
     pub bytes_saved: u64,
+    /// Routes only: requests the cache answered (hit, stale, coalesced) and requests that
+    /// looked it up (those plus miss and revalidated; bypasses are not lookups).
+    pub cache_served: u64,
+    pub cache_lookups: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +62,8 @@ impl Counts {
                 .collect(),
             observations: hist.get_sample_count(),
             bytes_saved: 0,
+            cache_served: 0,
+            cache_lookups: 0,
         }
     }
 }
@@ -71,8 +77,18 @@ pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
         .zip(&bound.routes)
         .map(|(r, m)| {
             let (requests, errors) = m.counts.totals();
+            let lookups = |results: &[CacheResult]| -> u64 {
+                results
+                    .iter()
+                    .map(|r| m.cache_lookups[*r as usize].get())
+                    .sum()
+            };
+            let served = [CacheResult::Hit, CacheResult::Stale, CacheResult::Coalesced];
             let counts = Counts {
                 bytes_saved: m.counts.bytes_saved(),
+                cache_served: lookups(&served),
+                cache_lookups: lookups(&served)
+                    + lookups(&[CacheResult::Miss, CacheResult::Revalidated]),
                 ..Counts::read(requests, errors, &m.duration)
             };
             (r.name.to_string(), counts)
@@ -158,6 +174,8 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
             .collect(),
         observations: now.observations.saturating_sub(then.observations),
         bytes_saved: now.bytes_saved.saturating_sub(then.bytes_saved),
+        cache_served: now.cache_served.saturating_sub(then.cache_served),
+        cache_lookups: now.cache_lookups.saturating_sub(then.cache_lookups),
     }
 }
 
@@ -184,8 +202,13 @@ pub fn report(policy: &Policy, now: &Sample, baseline: Option<&Sample>, started:
         let mut v = describe(&d, seconds);
         v["upstream"] = json!(&*policy.upstream_of(r).name);
         v["compression_bytes_saved"] = json!(d.bytes_saved);
-        // Filled in by the cache when it lands.
-        v["cache_hit_ratio"] = Value::Null;
+        // Share of the cache's lookups it answered; null on routes that do not cache and
+        // while nothing was looked up in the window.
+        v["cache_hit_ratio"] = if r.cache.enabled && d.cache_lookups > 0 {
+            json!(d.cache_served as f64 / d.cache_lookups as f64)
+        } else {
+            Value::Null
+        };
         routes.insert(r.name.to_string(), v);
     }
     let mut upstreams = serde_json::Map::new();
