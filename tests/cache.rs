@@ -1151,6 +1151,11 @@ async fn preconditions_are_evaluated_against_the_stored_response() {
     let failed = rig.get("/p", &[("if-match", "\"nope\"")]).await;
     assert_eq!(failed.status, 412, "{}", failed.cache_status());
     assert!(failed.body.is_empty(), "412 with the stored body");
+    assert!(
+        failed.hit(),
+        "the 412 was not answered from the stored response: {}",
+        failed.cache_status()
+    );
 
     let matched = rig.get("/p", &[("if-match", &tag)]).await;
     assert_eq!(

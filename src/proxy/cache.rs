@@ -414,10 +414,10 @@ pub(super) fn response_filter(
         resp.remove_header(name.as_str());
     }
     let status = cache_status(session, resp, ctx);
-    resp.insert_header("cache-status", status.to_header_value("outrider"))?;
     if ctx.cache.precondition_failed {
         *resp = precondition_failed_header()?;
     }
+    resp.insert_header("cache-status", status.to_header_value("outrider"))?;
     Ok(())
 }
 
