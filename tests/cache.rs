@@ -27,10 +27,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
 
+use support::got::Got;
 use support::origin::pattern;
 use support::raw::{raw_exchange, raw_header};
 use support::{client, server_section, BinaryProxy, Origin, Proxy, Recorded, Reply};
@@ -2078,43 +2078,8 @@ async fn until_stale(received: Instant, max_age: u64) {
     tokio::time::sleep_until(at.into()).await;
 }
 
-/// A whole response as the client saw it.
-struct Got {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-    /// From sending the request to the response header.
-    elapsed: Duration,
-}
-
+/// Accessors for what the cache adds to a response.
 impl Got {
-    async fn read(resp: reqwest::Response, started: Instant) -> Got {
-        let elapsed = started.elapsed();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.expect("response body").to_vec();
-        Got {
-            status,
-            headers,
-            body,
-            elapsed,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("ASCII header"))
-            .collect()
-    }
-
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -10,10 +10,10 @@ mod support;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use support::got::Got;
 use support::origin::pattern;
 use support::raw::read_head;
 use support::{client, h2c_client, server_section, BinaryProxy, Origin, Proxy, Reply};
@@ -852,7 +852,12 @@ impl Rig {
         if let Some(body) = body {
             req = req.body(body);
         }
-        Got::read(req.send().await.expect("request through the proxy")).await
+        let started = Instant::now();
+        Got::read(
+            req.send().await.expect("request through the proxy"),
+            started,
+        )
+        .await
     }
 
     /// The generated tag of a 200 GET of `path`.
@@ -916,38 +921,4 @@ fn enc(s: &str) -> String {
         }
     }
     out
-}
-
-/// A whole response as the client saw it.
-struct Got {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Got {
-    async fn read(resp: reqwest::Response) -> Got {
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.expect("response body").to_vec();
-        Got {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("ASCII header"))
-            .collect()
-    }
 }

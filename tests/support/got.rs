@@ -1,0 +1,43 @@
+//! [`Got`]: a whole response as a reqwest client saw it, read at once so that assertions can
+//! look at status, fields and body together. Test files add the accessors they need.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+pub struct Got {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// From `started` (just before sending) to the response header.
+    pub elapsed: Duration,
+}
+
+impl Got {
+    pub async fn read(resp: reqwest::Response, started: Instant) -> Got {
+        let elapsed = started.elapsed();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("response body").to_vec();
+        Got {
+            status,
+            headers,
+            body,
+            elapsed,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header"))
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII header"))
+            .collect()
+    }
+}
