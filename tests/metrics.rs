@@ -758,10 +758,11 @@ async fn odd_names_are_escaped_in_the_exposition() {
         route_toml = serde_json::to_string(route_name).unwrap(),
     ));
     expect_status("GET", proxy.url("/x"), 200).await;
-    let m = scrape_when(proxy.admin, "the request counted", |e| {
-        e.decoded
-            .iter()
-            .any(|(n, _, v)| n == "outrider_requests_total" && *v == 1.0)
+    // The in-flight gauge drops when the request's context does, just after it is counted.
+    let m = scrape_when(proxy.admin, "the request counted and finished", |e| {
+        let has =
+            |name: &str, value: f64| e.decoded.iter().any(|(n, _, v)| n == name && *v == value);
+        has("outrider_requests_total", 1.0) && has("outrider_inflight_requests", 0.0)
     })
     .await;
     promtool_check(&m.text);
