@@ -5,8 +5,9 @@
 //!   failure, which also sums the window for the rate check (the breaker never trips here);
 //! - open: `admit` answering `Reject`, what every request costs while the upstream is down;
 //! - limiter: `try_acquire` and the permit's drop;
-//! - contended: a whole request's share (permit, admit, record) from several threads on one
-//!   upstream at once, wall time per request per thread.
+//! - contended: a request's breaker work from several threads on one upstream at once, wall
+//!   time per request per thread: the bare breaker, and the proxy's whole path through
+//!   `UpstreamGuard` (concurrency permit, endpoint choice, record).
 //!
 //! The clock advances by a microsecond per request, so buckets roll as they do under load.
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use outrider::breaker::{Admission, Breaker, Jitter, Limiter, Outcome};
+use outrider::breaker::{Admission, Breaker, Jitter, Limiter, Outcome, Registry, UpstreamGuard};
 use outrider::config::policy::BreakerPolicy;
 
 // The shipped binary's allocator, as in benches/policy.rs.
@@ -94,9 +95,32 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
+/// The proxy's guard for an upstream with the documented defaults and one endpoint.
+fn guard() -> UpstreamGuard {
+    let text = "[upstreams.app]\nendpoints = [\"127.0.0.1:3000\"]\n";
+    let Ok(policy) = outrider::config::compile(text, "bench.toml") else {
+        panic!("the bench config compiles");
+    };
+    let (mut guards, _) = Registry::default().bind(&policy.upstreams, Instant::now());
+    guards.remove(0)
+}
+
+/// What `upstream_peer` and the outcome hooks do per request: the permit, the endpoint
+/// choice, the record; the permit drops at the end as the request's context does.
+fn guarded_request(guard: &UpstreamGuard, now: Instant) {
+    let Ok(permit) = guard.acquire() else {
+        return;
+    };
+    if let Ok(chosen) = guard.choose(0, now) {
+        black_box(guard.record(chosen.index, chosen.pass, Outcome::Success, now));
+    }
+    drop(black_box(permit));
+}
+
 /// `threads` threads each run `iters` requests through one upstream at once; the figure is the
-/// slowest thread's wall time / `iters`. With and without the limiter, whose one shared counter
-/// is the only cache line every request writes (the breaker's window is sharded per thread).
+/// slowest thread's wall time / `iters`. The bare breaker, and the proxy's guard, whose
+/// limiter is the one shared counter every request writes (the breaker's window is sharded
+/// per thread).
 fn contended(c: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut counts = vec![2, 4];
@@ -107,15 +131,15 @@ fn contended(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("breaker contended");
     for threads in counts {
-        for with_limiter in [false, true] {
+        for through_guard in [false, true] {
             let t0 = Instant::now();
             let breaker = Breaker::new(&policy(), Jitter::seeded(1), t0);
-            let limiter = Limiter::new(1024);
+            let guard = guard();
             // Each sample's clock starts where the last one's stopped, so records never go
             // back in time (a record a window older than its bucket would take a shortcut).
             let mut clock = t0;
-            let name = if with_limiter {
-                format!("permit + admit + record success, {threads} threads")
+            let name = if through_guard {
+                format!("guard: permit + choose + record success, {threads} threads")
             } else {
                 format!("admit + record success, {threads} threads")
             };
@@ -128,16 +152,18 @@ fn contended(c: &mut Criterion) {
                     std::thread::scope(|s| {
                         let handles: Vec<_> = (0..threads)
                             .map(|_| {
-                                let (barrier, breaker, limiter) = (&barrier, &breaker, &limiter);
+                                let (barrier, breaker, guard) = (&barrier, &breaker, &guard);
                                 s.spawn(move || {
                                     barrier.wait();
                                     let start = Instant::now();
                                     let mut now = sample_start;
                                     for _ in 0..iters {
                                         now += Duration::from_micros(1);
-                                        let permit = with_limiter.then(|| limiter.try_acquire());
-                                        admit_and_record(breaker, Outcome::Success, now);
-                                        drop(black_box(permit));
+                                        if through_guard {
+                                            guarded_request(guard, now);
+                                        } else {
+                                            admit_and_record(breaker, Outcome::Success, now);
+                                        }
                                     }
                                     start.elapsed()
                                 })

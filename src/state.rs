@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use crate::breaker::{Registry, UpstreamGuard};
 use crate::config::reload::{ReloadStatus, Startup};
 use crate::config::Policy;
 use crate::metrics::stats::StatsWindow;
@@ -19,6 +20,41 @@ use crate::proxy::CacheBackend;
 pub struct Active {
     pub policy: Policy,
     pub metrics: Bound,
+    /// Each upstream's breakers and concurrency limit, indexed like `policy.upstreams`:
+    /// handles onto state that outlives the snapshot (see `breaker::Registry`).
+    pub breakers: Vec<UpstreamGuard>,
+}
+
+impl Active {
+    /// Resolves `policy`'s metric handles and breaker guards, keeping the state of names that
+    /// stay, and shows each upstream's breaker state in its gauge.
+    fn bind(policy: Policy, metrics: &Metrics, registry: &std::sync::Mutex<Registry>) -> Active {
+        let bound = metrics.bind(&policy);
+        let (breakers, changes) = registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .bind(&policy.upstreams, Instant::now());
+        for change in changes {
+            let index = policy
+                .upstreams
+                .iter()
+                .position(|u| u.name == change.upstream);
+            crate::proxy::report_breaker_changes(
+                &change.upstream,
+                &change.endpoint,
+                change.changes,
+                index.and_then(|i| bound.upstreams.get(i)),
+            );
+        }
+        for (guard, m) in breakers.iter().zip(&bound.upstreams) {
+            m.breaker_state.set(guard.state().gauge_value());
+        }
+        Active {
+            policy,
+            metrics: bound,
+            breakers,
+        }
+    }
 }
 
 impl std::ops::Deref for Active {
@@ -42,6 +78,8 @@ pub struct Shared {
     pub startup: Startup,
     reload: std::sync::Mutex<ReloadStatus>,
     pub stats: StatsWindow,
+    /// Breaker and limiter state by upstream name; locked only while a policy is applied.
+    breakers: std::sync::Mutex<Registry>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
 }
@@ -59,7 +97,7 @@ impl Shared {
         source_sha256: String,
     ) -> Arc<Self> {
         let metrics = Metrics::new();
-        let bound = metrics.bind(&policy);
+        let breakers = std::sync::Mutex::new(Registry::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -68,10 +106,8 @@ impl Shared {
         Arc::new(Shared {
             cache,
             startup: Startup::of(&policy),
-            policy: ArcSwap::from_pointee(Active {
-                policy,
-                metrics: bound,
-            }),
+            policy: ArcSwap::from_pointee(Active::bind(policy, &metrics, &breakers)),
+            breakers,
             config_path,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -103,7 +139,6 @@ impl Shared {
     /// Applies `policy`: resolves its metric handles (reusing the series of names that stay),
     /// swaps it in, then stops exporting the names it dropped.
     pub fn store_policy(&self, policy: Policy) {
-        let metrics = self.metrics.bind(&policy);
         let evicted = self.cache.store.set_limits(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -111,7 +146,8 @@ impl Shared {
         if evicted > 0 {
             log::info!("cache limits changed: {evicted} objects evicted to fit");
         }
-        let previous = self.policy.swap(Arc::new(Active { policy, metrics }));
+        let active = Active::bind(policy, &self.metrics, &self.breakers);
+        let previous = self.policy.swap(Arc::new(active));
         self.metrics
             .prune(&previous.policy, &self.policy.load().policy);
     }

@@ -33,7 +33,7 @@ use serde_json::Value;
 use support::got::Got;
 use support::origin::pattern;
 use support::raw::{raw_exchange, raw_header};
-use support::{client, server_section, BinaryProxy, Origin, Proxy, Recorded, Reply};
+use support::{client, metric, server_section, BinaryProxy, Origin, Proxy, Recorded, Reply};
 
 /// The cache table of a route that caches with the defaults.
 const ON: &str = "enabled = true";
@@ -2080,10 +2080,6 @@ async fn until_stale(received: Instant, max_age: u64) {
 
 /// Accessors for what the cache adds to a response.
 impl Got {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
     /// The body with its Content-Encoding undone.
     fn decoded(&self) -> Vec<u8> {
         match self.header("content-encoding") {
@@ -2148,30 +2144,6 @@ fn params(value: &str) -> Vec<(String, Option<String>)> {
 
 fn is_hit(cache_status: &str) -> bool {
     params(cache_status).iter().any(|(k, _)| k == "hit")
-}
-
-/// The value of the series `name` whose labels include `labels`, from a Prometheus text page.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .find_map(|(series, value)| {
-            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
-            if n != name {
-                return None;
-            }
-            let have: Vec<(&str, &str)> = rest
-                .trim_end_matches('}')
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k, v.trim_matches('"')))
-                .collect();
-            labels
-                .iter()
-                .all(|l| have.contains(l))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
 }
 
 /// Asserts `tag` looks like a generated one: strong, 32 lowercase hex digits.

@@ -783,8 +783,8 @@ name = "plain"
     assert!(!tuned.etag.generate);
     assert!(tuned.cache.enabled);
     assert_eq!(tuned.cache.stale_if_error.as_secs(), 60);
-    // stale_on_open defaults to the (inherited) stale_if_error.
-    assert_eq!(tuned.cache.stale_on_open.as_secs(), 60);
+    // stale_on_open unset: each stored response's own stale-if-error window applies.
+    assert_eq!(tuned.cache.stale_on_open, None);
     assert_eq!(tuned.cache.tag_header, "Surrogate-Key");
 
     // A route with no tables is [defaults] over the built-ins.

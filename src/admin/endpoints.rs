@@ -63,18 +63,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
         path: "/breakers",
         method: Method::GET,
         mutating: false,
-        handler: not_built_yet,
+        handler: super::breakers::report,
     },
 ];
-
-/// The API's shape is fixed by DESIGN.md; endpoints whose capability has not landed say so
-/// instead of pretending with empty data.
-fn not_built_yet(_shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
-    json(
-        StatusCode::NOT_IMPLEMENTED,
-        &json!({"error": format!("{} is not available in this version of outrider", req.path)}),
-    )
-}
 
 /// Per route and upstream, over the last minute: request rate, error ratio, p50/p95/p99.
 fn stats(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
@@ -82,10 +73,14 @@ fn stats(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     let now =
         crate::metrics::stats::sample(&active.policy, &active.metrics, std::time::Instant::now());
     let baseline = shared.stats.baseline();
-    json(
-        StatusCode::OK,
-        &crate::metrics::stats::report(&active.policy, &now, baseline.as_ref(), shared.started),
-    )
+    let mut report =
+        crate::metrics::stats::report(&active.policy, &now, baseline.as_ref(), shared.started);
+    for (upstream, guard) in active.policy.upstreams.iter().zip(&active.breakers) {
+        if let Some(v) = report["upstreams"].get_mut(&*upstream.name) {
+            v["breaker"] = json!(guard.state().as_str());
+        }
+    }
+    json(StatusCode::OK, &report)
 }
 
 /// 200 while the process serves: liveness only, no dependency checks.

@@ -4,6 +4,7 @@
 //! Unknown paths answer 404, known paths with another method 405 (with `Allow`). Endpoints
 //! marked `mutating` need `Authorization: Bearer <token>` when `[admin] token` is set.
 
+mod breakers;
 pub mod cache;
 mod endpoints;
 

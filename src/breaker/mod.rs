@@ -71,6 +71,7 @@ mod endpoints;
 mod jitter;
 mod limiter;
 mod state;
+mod upstream;
 mod window;
 
 #[doc(hidden)]
@@ -82,6 +83,10 @@ pub use limiter::{Limiter, Permit};
 pub use state::{
     retry_after_secs, Admission, Breaker, Outcome, Pass, Reason, Snapshot, State, Transition,
     HALF_OPEN_RETRY_AFTER,
+};
+pub use upstream::{
+    Cause, Changes, Chosen, Registry, Rejection, ReloadChange, UpstreamGuard, UpstreamSnapshot,
+    OVER_LIMIT_RETRY_AFTER,
 };
 pub use window::Counts;
 

@@ -63,6 +63,11 @@
 //!   to it, but the response's own windows do: `s-maxage=60, stale-while-revalidate=30` is
 //!   common CDN practice and the origin asked for it explicitly. In both cases a client's
 //!   `max-stale` is not honoured (`Freshness::must_revalidate`).
+//! - **Stale on open** (issue #7): while the proxy refuses to send a request upstream (breaker
+//!   open, concurrency limit), a stored response may be served within the route's
+//!   `stale_on_open`, else within its stale-if-error window. The route's window yields to the
+//!   same prohibitions as the others (must-revalidate family, `s-maxage`), where the
+//!   response's own `stale-if-error` still applies.
 //! - **Request directives on a hit** (§5.2.1): `no-cache`, `Pragma: no-cache` (only when the
 //!   request has no `Cache-Control` field, §5.4), `max-age` and `min-fresh` force validation,
 //!   and stale-while-revalidate must not answer for them ([`HitVerdict::RequestRevalidate`]).
@@ -192,6 +197,9 @@ pub struct Freshness {
     pub stale_while_revalidate: Duration,
     /// How long after going stale it may be served when the origin fails.
     pub stale_if_error: Duration,
+    /// How long after going stale it may be served while the proxy refuses to send requests
+    /// to the origin (breaker open, over the concurrency limit).
+    pub stale_on_open: Duration,
     /// No stale serving beyond the two windows above, which are zero when the origin sent
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`; and a client's `max-stale` is not
     /// honoured.
@@ -314,18 +322,27 @@ pub fn storability(
     };
 
     let (stale_while_revalidate, stale_if_error, must_revalidate) = stale_windows(cc, policy);
+    // The operator's window for an upstream known to be down; like stale-if-error it yields to
+    // the origin's must-revalidate family (RFC 9111 §4.2.4: no stale response without
+    // validation, even when disconnected) and, with s-maxage, to the origin's own windows.
+    let stale_on_open = match policy.stale_on_open {
+        Some(window) if !must_revalidate => window,
+        _ => stale_if_error,
+    };
     let freshness = Freshness {
         lifetime,
         initial_age: initial_age(rsp, times),
         stale_while_revalidate,
         stale_if_error,
+        stale_on_open,
         must_revalidate,
         always_revalidate: cc.no_cache,
     };
     let servable = freshness.lifetime > freshness.initial_age
         || rsp.has_validator
         || !stale_while_revalidate.is_zero()
-        || !stale_if_error.is_zero();
+        || !stale_if_error.is_zero()
+        || !stale_on_open.is_zero();
     if !servable {
         return dont(Not::StaleWithoutValidator);
     }
@@ -652,7 +669,10 @@ impl Freshness {
 
     /// When the store may drop it: `fresh_until` plus the longer stale window.
     pub fn expires(&self, response_time: SystemTime) -> SystemTime {
-        let window = self.stale_while_revalidate.max(self.stale_if_error);
+        let window = self
+            .stale_while_revalidate
+            .max(self.stale_if_error)
+            .max(self.stale_on_open);
         later(self.fresh_until(response_time), window)
     }
 }
@@ -733,7 +753,7 @@ pub fn fuzz_check(data: &[u8]) {
             "Outrider-Cache-Control".to_string(),
             "CDN-Cache-Control".to_string(),
         ],
-        stale_on_open: Duration::ZERO,
+        stale_on_open: (knobs & 0x80 != 0).then_some(Duration::from_secs(600)),
         key_query: KeyQueryPolicy::All,
     };
     let status = if status_byte & 0x80 != 0 {
@@ -825,6 +845,7 @@ pub fn fuzz_check(data: &[u8]) {
             }
             if effective.no_cache || effective.must_revalidate || effective.proxy_revalidate {
                 assert!(f.stale_while_revalidate.is_zero() && f.stale_if_error.is_zero());
+                assert!(f.stale_on_open.is_zero());
                 assert!(f.must_revalidate);
             }
             assert_eq!(f.must_revalidate, rsp.must_revalidate());
@@ -837,7 +858,13 @@ pub fn fuzz_check(data: &[u8]) {
                     || f.lifetime > f.initial_age
                     || !f.stale_while_revalidate.is_zero()
                     || !f.stale_if_error.is_zero()
+                    || !f.stale_on_open.is_zero()
             );
+            if f.must_revalidate {
+                assert_eq!(f.stale_on_open, f.stale_if_error);
+            } else if let Some(window) = policy.stale_on_open {
+                assert_eq!(f.stale_on_open, window);
+            }
 
             let ages = [
                 Duration::ZERO,

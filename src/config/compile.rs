@@ -677,11 +677,7 @@ fn route_cache(
         cache_authorized: r.cache_authorized.or(d.cache_authorized).unwrap_or(false),
         tag_header,
         targeted_cache_control: targeted,
-        stale_on_open: r
-            .stale_on_open
-            .or(d.stale_on_open)
-            .and_then(|o| o.0)
-            .unwrap_or(stale_if_error),
+        stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
         key_query,
     }
 }

@@ -211,8 +211,10 @@ pub struct RouteCachePolicy {
     pub cache_authorized: bool,
     pub tag_header: String,
     pub targeted_cache_control: Vec<String>,
-    #[serde(with = "duration_str")]
-    pub stale_on_open: Duration,
+    /// How stale a stored response may be served while the upstream refuses requests (breaker
+    /// open, over the limit). `None`: the response's own stale-if-error window.
+    #[serde(with = "opt_duration_str")]
+    pub stale_on_open: Option<Duration>,
     pub key_query: KeyQueryPolicy,
 }
 

@@ -70,8 +70,13 @@ pub struct Metrics {
     compressed: IntCounterVec,
     conditional: IntCounterVec,
     cache_lookups: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
     pub compression: CompressionMetrics,
 }
+
+/// The `to` label of `outrider_breaker_transitions_total`, and the index of its handle.
+pub const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
 
 /// One route's handles, resolved when a policy is applied.
 pub struct RouteMetrics {
@@ -164,6 +169,10 @@ pub struct UpstreamMetrics {
     outcomes: [IntCounter; 5],
     pub duration: Histogram,
     pub inflight: IntGauge,
+    /// `outrider_breaker_state{upstream}`: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: IntGauge,
+    /// `outrider_breaker_transitions_total{upstream,to}`, by the gauge value of `to`.
+    pub breaker_transitions: [IntCounter; 3],
 }
 
 impl UpstreamMetrics {
@@ -267,6 +276,25 @@ impl Metrics {
                 &["route", "result"],
             ),
         );
+        let breaker_state = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "outrider_breaker_state",
+                    "Each upstream's circuit breaker: 0 closed, 1 half-open, 2 open (open only when every endpoint is).",
+                ),
+                &["upstream"],
+            )
+            .expect("static metric definition is valid"),
+        );
+        let breaker_transitions = register(
+            &registry,
+            int_counter_vec(
+                "outrider_breaker_transitions_total",
+                "Changes of each upstream's breaker state, by the state entered.",
+                &["upstream", "to"],
+            ),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -288,6 +316,8 @@ impl Metrics {
             compressed,
             conditional,
             cache_lookups,
+            breaker_state,
+            breaker_transitions,
             compression,
         }
     }
@@ -335,6 +365,9 @@ impl Metrics {
                     }),
                     duration: self.upstream_duration.with_label_values(&[&*u.name]),
                     inflight: self.inflight.with_label_values(&[&*u.name]),
+                    breaker_state: self.breaker_state.with_label_values(&[&*u.name]),
+                    breaker_transitions: BREAKER_STATES
+                        .map(|to| self.breaker_transitions.with_label_values(&[&*u.name, to])),
                 })
                 .collect(),
         }
@@ -369,6 +402,12 @@ impl Metrics {
                 }
                 let _ = self.upstream_duration.remove_label_values(&[&*u.name]);
                 let _ = self.inflight.remove_label_values(&[&*u.name]);
+                let _ = self.breaker_state.remove_label_values(&[&*u.name]);
+                for to in BREAKER_STATES {
+                    let _ = self
+                        .breaker_transitions
+                        .remove_label_values(&[&*u.name, to]);
+                }
             }
         }
     }

@@ -220,6 +220,7 @@ pub fn report(policy: &Policy, now: &Sample, baseline: Option<&Sample>, started:
             &delta(c, baseline.and_then(|b| b.upstreams.get(&*u.name))),
             seconds,
         );
+        // Filled in by the admin plane, which holds the breakers.
         v["breaker"] = Value::Null;
         upstreams.insert(u.name.to_string(), v);
     }

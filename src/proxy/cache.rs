@@ -30,9 +30,10 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use super::buffered;
-use super::cache_storage::{entry_key_of, CacheBackend, StoreHints, StoredBody};
+use super::cache_storage::{entry_key_of, CacheBackend, StaleWindows, StoreHints, StoredBody};
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
+use crate::breaker::Cause;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
@@ -63,6 +64,8 @@ pub struct CacheCtx {
     pub served_memoised: bool,
     /// The lookup found the URL stored, but for other values of its `Vary` fields.
     pub vary_miss: bool,
+    /// A stale stored response answered because the upstream refused the request.
+    pub served_on_open: bool,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -195,13 +198,21 @@ pub(super) fn response_cacheable(
             for name in response.fields_to_strip() {
                 header.remove_header(&name);
             }
-            let meta = CacheMeta::new(
+            // Pingora knows one stale-on-error window and checks it before asking
+            // `should_serve_stale`, so it gets the longer one; `stale_on_error` then applies
+            // the one that fits the error.
+            let windows = StaleWindows {
+                if_error: secs(fresh.stale_if_error),
+                on_open: secs(fresh.stale_on_open),
+            };
+            let mut meta = CacheMeta::new(
                 fresh.fresh_until(response_time),
                 fresh.created(response_time),
                 secs(fresh.stale_while_revalidate),
-                secs(fresh.stale_if_error),
+                windows.if_error.max(windows.on_open),
                 header,
             );
+            meta.extensions_mut().insert(windows);
             ctx.cache.stored = true;
             RespCacheable::Cacheable(meta)
         }
@@ -216,6 +227,27 @@ pub(super) fn response_cacheable(
             RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()))
         }
     }
+}
+
+/// Whether the stale response found by the lookup may answer for the upstream error of this
+/// request: within `stale_on_open` when the proxy refused the request, else within
+/// `stale-if-error`.
+pub(super) fn stale_on_error(session: &Session, ctx: &mut Ctx) -> bool {
+    let Some(meta) = session.cache.maybe_cache_meta() else {
+        return false;
+    };
+    let refused = ctx.rejected.is_some();
+    let window = match meta.extensions().get::<StaleWindows>() {
+        Some(w) if refused => w.on_open,
+        Some(w) => w.if_error,
+        None => meta.stale_if_error_sec(),
+    };
+    let allowed = meta
+        .fresh_until()
+        .checked_add(Duration::from_secs(u64::from(window)))
+        .is_some_and(|end| SystemTime::now() <= end);
+    ctx.cache.served_on_open = allowed && refused;
+    allowed
 }
 
 fn secs(d: Duration) -> u32 {
@@ -461,6 +493,15 @@ fn cache_status(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> CacheSta
             status.hit = true;
             status.ttl = ttl(cache.maybe_cache_meta(), now);
             status.detail = Some("stale-while-revalidate".into());
+        }
+        CachePhase::Stale if ctx.cache.served_on_open => {
+            // Not forwarded at all: the upstream refused it, so a hit, stale, and why.
+            status.hit = true;
+            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            status.detail = Some(match ctx.rejected.map(|r| r.cause) {
+                Some(Cause::OverLimit) => "stale-over-limit".into(),
+                _ => "stale-breaker-open".into(),
+            });
         }
         CachePhase::Stale => {
             // Still Stale when the response goes out: served stale because the origin failed.

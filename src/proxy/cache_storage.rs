@@ -42,6 +42,15 @@ use crate::metrics::CacheResult;
 /// `proxy_cache_path ... inactive=10m` default is the same length.
 pub const KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(600);
 
+/// A stored response's two windows for serving it stale instead of an error, in seconds past
+/// its freshness: when the origin failed, and when the proxy refused to ask it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Travels in `CacheMeta`'s extensions.
+pub struct StaleWindows {
+    pub if_error: u32,
+    pub on_open: u32,
+}
+
 /// The response meta as stored: `CacheMeta`'s fields, parsed.
 #[derive(Debug)]
 pub struct StoredMeta {
@@ -51,6 +60,8 @@ pub struct StoredMeta {
     updated: SystemTime,
     stale_while_revalidate: u32,
     stale_if_error: u32,
+    /// The route's split of `stale_if_error` (see `cache::StaleWindows`).
+    windows: Option<StaleWindows>,
     variance: Option<HashBinary>,
     header: ResponseHeader,
 }
@@ -63,6 +74,7 @@ impl StoredMeta {
             updated: meta.epoch(),
             stale_while_revalidate: meta.stale_while_revalidate_sec(),
             stale_if_error: meta.stale_if_error_sec(),
+            windows: meta.extensions().get::<StaleWindows>().copied(),
             variance: meta.variance(),
             header: meta.response_header_copy(),
         }
@@ -81,6 +93,9 @@ impl StoredMeta {
         }
         if let Some(variance) = self.variance {
             meta.set_variance_key(variance);
+        }
+        if let Some(windows) = self.windows {
+            meta.extensions_mut().insert(windows);
         }
         meta
     }

@@ -10,6 +10,7 @@ mod cache_storage;
 mod compression;
 mod failure;
 mod hygiene;
+mod resilience;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::server::configuration::ServerConf;
 
+use crate::breaker::{Pass, Permit, Rejection};
 use crate::config::policy::{Route, Upstream};
 use crate::metrics::{method_index, Outcome, UpstreamMetrics};
 use crate::state::{Active, InflightGuard, Shared};
@@ -37,6 +39,8 @@ use crate::state::{Active, InflightGuard, Shared};
 pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub use failure::Failure;
+pub use resilience::report_breaker_changes;
+use resilience::Ended;
 
 /// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
 pub struct Outrider {
@@ -70,6 +74,13 @@ pub struct Ctx {
     upstream_inflight: Option<UpstreamInflight>,
     /// Connect attempts retried on another endpoint (at most one).
     retries: u8,
+    /// The upstream attempt in progress: its endpoint breaker's pass, until the outcome is
+    /// recorded (see `resilience`).
+    attempt: Option<Pass>,
+    /// The upstream's concurrency slot, held to the end of the request.
+    permit: Option<Permit>,
+    /// The upstream refused the request (breaker open, over the limit), and why.
+    rejected: Option<Rejection>,
     cache: cache::CacheCtx,
     _inflight: InflightGuard,
 }
@@ -169,6 +180,9 @@ impl ProxyHttp for Outrider {
             upstream_elapsed: None,
             upstream_inflight: None,
             retries: 0,
+            attempt: None,
+            permit: None,
+            rejected: None,
             cache: cache::CacheCtx::default(),
             _inflight: self.shared.track_request(),
         }
@@ -265,15 +279,20 @@ impl ProxyHttp for Outrider {
     }
 
     /// Stale content may be served while revalidating (within the stored response's
-    /// `stale-while-revalidate` window, which Pingora checks first) and when the origin fails
-    /// (within `stale-if-error`).
+    /// `stale-while-revalidate` window, which Pingora checks first), when the origin fails
+    /// (within `stale-if-error`) and when the upstream refuses requests (within
+    /// `stale_on_open`).
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
-        _ctx: &mut Ctx,
+        session: &mut Session,
+        ctx: &mut Ctx,
         error: Option<&Error>,
     ) -> bool {
-        error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
+        match error {
+            None => true,
+            Some(e) if e.esource() == &ErrorSource::Upstream => cache::stale_on_error(session, ctx),
+            Some(_) => false,
+        }
     }
 
     fn response_body_filter(
@@ -308,18 +327,26 @@ impl ProxyHttp for Outrider {
         Ok(false)
     }
 
-    /// Pipeline step 4: choose the endpoint (round robin) and its timeouts.
+    /// Pipeline steps 3 and 4: breaker admission (see `resilience`), then the endpoint
+    /// (round robin over those whose breaker admits) and its timeouts.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
         // A retry goes to the endpoint after the one that refused, not wherever the shared
         // round-robin cursor happens to point.
-        let index = match (ctx.retries, ctx.endpoint) {
-            (1.., Some(failed)) => (failed + 1) % upstream.endpoints.len(),
-            _ => upstream.next_endpoint_index(),
+        let start = if ctx.retries == 0 {
+            upstream.next_endpoint_index()
+        } else {
+            0
         };
-        let endpoint = &upstream.endpoints[index];
+        let index = resilience::admit(ctx, start)?;
+        let Some(upstream) = ctx.upstream() else {
+            return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
+        };
+        let Some(endpoint) = upstream.endpoints.get(index) else {
+            return Error::e_explain(ErrorType::InternalError, "endpoint index out of range");
+        };
         let mut peer = HttpPeer::new(endpoint.addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
@@ -360,6 +387,9 @@ impl ProxyHttp for Outrider {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(ended) = resilience::failure_status(ctx, upstream_response.status.as_u16()) {
+            resilience::end_attempt(ctx, ended);
+        }
         if let Some(started) = ctx.upstream_started {
             let elapsed = started.elapsed();
             ctx.upstream_elapsed = Some(elapsed);
@@ -375,9 +405,10 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// A refused connect on an upstream with several endpoints is retried once on the next
-    /// endpoint: nothing has reached the upstream yet, so this is safe for idempotent methods
-    /// (RFC 9110 §9.2.2), and never done for the others.
+    /// A refused connect counts against the endpoint's breaker. On an upstream with several
+    /// endpoints it is retried once on another whose breaker admits it: nothing has reached
+    /// the upstream yet, so this is safe for idempotent methods (RFC 9110 §9.2.2), and never
+    /// done for the others.
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -385,6 +416,7 @@ impl ProxyHttp for Outrider {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        resilience::end_attempt(ctx, resilience::ended_by_error(&e));
         let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
         if several && ctx.retries == 0 && is_idempotent(&session.req_header().method) {
             warn!(
@@ -394,12 +426,36 @@ impl ProxyHttp for Outrider {
                 ctx.endpoint_label(),
                 e
             );
-            // The failed attempt is an upstream attempt of its own; `logging` counts the last.
-            if let Some(m) = ctx.upstream_metrics() {
-                m.record(Outcome::ConnectError);
-            }
             ctx.retries += 1;
             e.set_retry(true);
+        }
+        e
+    }
+
+    /// Pingora's retry rules (a non-idempotent request, or one whose body no longer fits the
+    /// retry buffer, is never retried; others only after a reused connection failed), plus
+    /// the attempt's outcome: a failure unless the client went away or it is retried on a
+    /// fresh connection.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if e.retry() {
+            // A pooled connection the upstream had closed: says nothing about its health.
+            ctx.attempt = None;
+        } else {
+            resilience::end_attempt(ctx, resilience::ended_by_error(&e));
         }
         e
     }
@@ -438,6 +494,33 @@ impl ProxyHttp for Outrider {
     /// One classifier decides the status and body; the log line names route, upstream and
     /// endpoint so that an operator can tell a dead backend from a slow one.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let (Some(rejection), Some(upstream)) = (ctx.rejected, ctx.upstream()) {
+            // Counted in `outrider_upstream_requests_total{outcome="rejected"}`; a line per
+            // refused request would flood the log exactly when the operator reads it.
+            if session.response_written().is_none() {
+                let written = match resilience::refusal_response(
+                    &upstream.name,
+                    upstream.max_concurrent,
+                    rejection,
+                ) {
+                    Ok((resp, body)) => {
+                        async {
+                            session.write_response_header(resp, false).await?;
+                            session.write_response_body(Some(body), true).await
+                        }
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(write_err) = written {
+                    info!("could not send the refusal: {write_err}");
+                }
+            }
+            return FailToProxy {
+                error_code: 503,
+                can_reuse_downstream: false,
+            };
+        }
         let failure = Failure::classify(e);
         let status = failure.status();
         let upstream = ctx.upstream().map(|u| u.name.clone());
@@ -489,23 +572,9 @@ impl ProxyHttp for Outrider {
                 m.duration.observe(elapsed.as_secs_f64());
             }
         }
-        if ctx.endpoint.is_some() {
-            let failure = e.map(Failure::classify);
-            let outcome = match failure {
-                Some(Failure::Timeout) => Outcome::Timeout,
-                Some(Failure::ConnectFailed) => Outcome::ConnectError,
-                Some(Failure::BadResponse) => Outcome::HttpFailure,
-                _ if ctx
-                    .upstream()
-                    .is_some_and(|u| u.breaker.failure_statuses.contains(&status)) =>
-                {
-                    Outcome::HttpFailure
-                }
-                _ => Outcome::Ok,
-            };
-            if let Some(m) = ctx.upstream_metrics() {
-                m.record(outcome);
-            }
+        if ctx.attempt.is_some() {
+            let ended = e.map_or(Ended::Counted(Outcome::Ok), resilience::ended_by_error);
+            resilience::end_attempt(ctx, ended);
         }
         if ctx.policy.log.access_log {
             access_log::write(
@@ -521,7 +590,11 @@ impl ProxyHttp for Outrider {
                     duration_ms: elapsed.as_secs_f64() * 1000.0,
                     upstream_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
                     bytes_sent: session.body_bytes_sent(),
-                    error: e.map_or("-", |e| Failure::classify(e).label()),
+                    error: match (ctx.rejected, e) {
+                        (Some(r), _) => resilience::cause_label(r.cause),
+                        (None, Some(e)) => Failure::classify(e).label(),
+                        (None, None) => "-",
+                    },
                 },
             );
         }

@@ -52,6 +52,30 @@ pub fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
 }
 
+/// The value of the series `name` whose labels include `labels`, from a Prometheus text page.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find_map(|(series, value)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if n != name {
+                return None;
+            }
+            let have: Vec<(&str, &str)> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k, v.trim_matches('"')))
+                .collect();
+            labels
+                .iter()
+                .all(|l| have.contains(l))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
 /// The standard header of a test config: data and admin listeners on the given ports.
 pub fn server_section(data: u16, admin: u16) -> String {
     format!(

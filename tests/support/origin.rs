@@ -158,9 +158,25 @@ impl Origin {
     }
 
     pub fn with_handler(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Origin {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        Origin::on(listener, handler)
+    }
+
+    /// An origin on `addr`, e.g. one brought back where a stopped one listened.
+    pub fn with_handler_at(
+        addr: SocketAddr,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
+        let listener = std::net::TcpListener::bind(addr).expect("bind origin again");
+        Origin::on(listener, handler)
+    }
+
+    fn on(
+        listener: std::net::TcpListener,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
         let handler: Handler = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("origin addr");
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();

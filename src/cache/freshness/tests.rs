@@ -34,7 +34,7 @@ fn policy() -> RouteCachePolicy {
         cache_authorized: false,
         tag_header: String::new(),
         targeted_cache_control: vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()],
-        stale_on_open: Duration::ZERO,
+        stale_on_open: None,
         key_query: KeyQueryPolicy::All,
     }
 }
@@ -433,6 +433,7 @@ fn freshness_instants() {
         initial_age: s(10),
         stale_while_revalidate: s(5),
         stale_if_error: s(300),
+        stale_on_open: s(120),
         must_revalidate: false,
         always_revalidate: false,
     };
@@ -452,6 +453,56 @@ fn freshness_instants() {
         ..f
     };
     assert!(forever.expires(rt) > rt);
+    // The longest stale window decides how long the store keeps it.
+    let open_longest = Freshness {
+        stale_on_open: s(3600),
+        ..f
+    };
+    assert_eq!(open_longest.expires(rt), at(T0 + 50 + 3600));
+}
+
+/// Issue #7: the window for serving stale while the upstream refuses requests.
+#[test]
+fn stale_on_open_window() {
+    let route = |on_open: Option<u64>| RouteCachePolicy {
+        stale_if_error: s(600),
+        stale_on_open: on_open.map(s),
+        ..policy()
+    };
+    // (route's stale_on_open, Cache-Control, expected stale_on_open)
+    let rows: &[(Option<u64>, &str, u64)] = &[
+        // Unset: the response's stale-if-error window, whoever set it.
+        (None, "max-age=60", 600),
+        (None, "max-age=60, stale-if-error=30", 30),
+        // Set: the operator's window, over the origin's stale-if-error.
+        (Some(3600), "max-age=60", 3600),
+        (Some(3600), "max-age=60, stale-if-error=30", 3600),
+        (Some(0), "max-age=60", 0),
+        // The must-revalidate family forbids it like any stale serving.
+        (Some(3600), "max-age=60, must-revalidate", 0),
+        (Some(3600), "no-cache", 0),
+        // s-maxage: only the origin's own window.
+        (Some(3600), "s-maxage=60", 0),
+        (Some(3600), "s-maxage=60, stale-if-error=45", 45),
+    ];
+    for (on_open, cc, expected) in rows {
+        let rsp = format!("cache-control: {cc}\netag: \"v1\"");
+        let f = stored(decide_with(&Method::GET, "", 200, &rsp, &route(*on_open)));
+        assert_eq!(f.stale_on_open, s(*expected), "{on_open:?} {cc}");
+    }
+    // Stale on arrival without a validator is still worth storing for it.
+    let only_open = RouteCachePolicy {
+        stale_on_open: Some(s(60)),
+        ..policy()
+    };
+    let got = decide_with(
+        &Method::GET,
+        "",
+        200,
+        "cache-control: max-age=0",
+        &only_open,
+    );
+    assert_eq!(lifetime(got), Ok(0));
 }
 
 /// RFC 5861 and §4.2.4: the stale windows and who may extend them.
