@@ -189,6 +189,31 @@ async fn opens_after_consecutive_failures_and_the_backend_sees_nothing_while_ope
     assert_eq!(stats["upstreams"]["app"]["breaker"], "open");
 }
 
+/// With the default `etag.generate = true`, GETs take the buffered leg (it holds the body to
+/// hash it), which drives the same hooks: the same breaker guards it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_buffered_leg_is_guarded_too() {
+    let backend = Switchable::start();
+    let text = conf(
+        &[backend.origin.addr],
+        "consecutive_failures = 2\nopen_for = \"1h\"\nmax_open_for = \"1h\"",
+        "",
+    )
+    .replace("generate = false", "generate = true");
+    let proxy = Proxy::start(&text);
+    let healthy = get(&proxy, "/").await;
+    assert!(
+        healthy.header("etag").is_some(),
+        "the buffered leg answered"
+    );
+    backend.set(504);
+    for _ in 0..2 {
+        assert_eq!(get(&proxy, "/").await.status, 504);
+    }
+    assert_refused(&get(&proxy, "/").await, "open");
+    assert_eq!(backend.origin.request_count(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn half_open_probes_recover_it_after_the_backend_heals() {
     let backend = Switchable::start();
