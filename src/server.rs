@@ -43,6 +43,7 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
         // earlier once requests have drained.
         grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: policy.server.upgrade_sock.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
     let opt = Opt {

@@ -699,6 +699,42 @@ fn reference_config_lists_every_key_of_the_schema() {
     assert_eq!(match_keys, json_keys(&schema::Match::default()));
 }
 
+/// The reference is the documentation: every key outside the example routes says what it
+/// does on its own line, so a key added to the schema without a word fails here (and the test
+/// above fails when it is missing altogether).
+#[test]
+fn reference_config_documents_every_key() {
+    let text = std::fs::read_to_string(repo_file("conf/outrider.toml")).unwrap();
+    let mut table = String::new();
+    let mut undocumented = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        let mut entry = line.trim().to_string();
+        if entry.starts_with('[') {
+            table = entry;
+            continue;
+        }
+        // A list written over several lines carries its comment on the last one.
+        while entry.matches('[').count() > entry.matches(']').count() {
+            match lines.next() {
+                Some((_, more)) => entry.push_str(more),
+                None => break,
+            }
+        }
+        let is_key = entry
+            .split_once('=')
+            .is_some_and(|(k, _)| !k.trim().is_empty() && !k.contains('#') && !k.contains('"'));
+        if is_key && table != "[[routes]]" && !entry.contains(" # ") {
+            undocumented.push(format!("{}: {entry}", n + 1));
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "keys without a comment in conf/outrider.toml:\n{}",
+        undocumented.join("\n")
+    );
+}
+
 #[test]
 fn reference_config_values_are_the_defaults() {
     let reference = compile(

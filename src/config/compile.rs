@@ -272,10 +272,17 @@ fn server(s: &schema::Server, p: &mut Problems) -> Option<ServerPolicy> {
     if s.threads == 0 {
         p.add(vec![key("server"), key("threads")], "must be at least 1");
     }
+    if !s.upgrade_sock.starts_with('/') {
+        p.add(
+            vec![key("server"), key("upgrade_sock")],
+            format!("{:?} must be an absolute path", s.upgrade_sock),
+        );
+    }
     Some(ServerPolicy {
         listen: listen.into_iter().collect::<Option<Vec<_>>>()?,
         threads: s.threads,
         grace_period: s.grace_period.0,
+        upgrade_sock: s.upgrade_sock.clone().into(),
     })
 }
 

@@ -30,6 +30,9 @@ pub struct ServerPolicy {
     pub threads: usize,
     #[serde(with = "duration_str")]
     pub grace_period: Duration,
+    /// The Unix socket over which a running process hands its listeners to a new one
+    /// (`outrider --upgrade`, then SIGQUIT to the old).
+    pub upgrade_sock: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -132,6 +132,14 @@ impl Startup {
             ));
             new.server.grace_period = running.grace_period;
         }
+        if new.server.upgrade_sock != running.upgrade_sock {
+            pending.push(format!(
+                "server.upgrade_sock: {} → {}",
+                running.upgrade_sock.display(),
+                new.server.upgrade_sock.display()
+            ));
+            new.server.upgrade_sock = running.upgrade_sock.clone();
+        }
         if new.admin.listen != self.admin_listen {
             pending.push(format!(
                 "admin.listen: {} → {}",

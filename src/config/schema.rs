@@ -29,6 +29,7 @@ pub struct Server {
     pub listen: Listen,
     pub threads: usize,
     pub grace_period: Dur,
+    pub upgrade_sock: String,
 }
 
 /// One address or a list of them.
@@ -173,6 +174,7 @@ impl Default for Server {
             listen: Listen::One("0.0.0.0:8080".into()),
             threads: 2,
             grace_period: Dur::secs(5),
+            upgrade_sock: "/tmp/outrider_upgrade.sock".into(),
         }
     }
 }
