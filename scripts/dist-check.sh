@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build=$(sed -n 's/^RUN \(cargo build [^&]*\).*/\1/p' Dockerfile)
 [[ "$build" == "cargo build --profile dist --locked " ]] || { echo "unexpected build line in Dockerfile: $build" >&2; exit 1; }
 $build
-bin=target/dist/outrider
+bin="${CARGO_TARGET_DIR:-target}/dist/outrider"
 "$bin" --help >/dev/null
 "$bin" --version
 OUTRIDER_CONFIG=conf/outrider.toml "$bin" check >/dev/null
