@@ -1,7 +1,7 @@
 //! Outrider: a sidecar reverse-proxy data plane on Pingora.
 //!
 //! Layout follows the architecture: pure modules (`config`, `compress`, `conditional`, `cache`,
-//! `breaker`) know nothing of Pingora (`tests/architecture.rs` checks it); `proxy` wires them into
+//! `breaker`, `limits`) know nothing of Pingora (`tests/architecture.rs` checks it); `proxy` wires them into
 //! Pingora's hooks; `admin` serves the operator API; `metrics` owns the registry; `server` assembles the
 //! Pingora `Server`.
 
@@ -12,6 +12,7 @@ pub mod compress;
 pub mod conditional;
 pub mod config;
 pub mod demo;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -55,6 +55,9 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
 
     let mut server_options = HttpServerOptions::default();
     server_options.h2c = true;
+    // HTTP/2 connections get `[limits] idle_timeout` too (read at startup only: Pingora
+    // takes server options once).
+    server_options.h2_idle_timeout = Some(policy.limits.idle_timeout);
     let mut proxy = ProxyServiceBuilder::new(
         &server.configuration,
         Outrider::new(shared.clone(), &server.configuration),

@@ -492,6 +492,46 @@ fn several_semantic_errors_are_all_reported_in_line_order() {
 }
 
 #[test]
+fn limits_out_of_range_are_located() {
+    let text = "[upstreams.app]\n\
+                endpoints = [\"127.0.0.1:3000\"]\n\
+                \n\
+                [limits]\n\
+                max_request_line = \"128KiB\"\n\
+                max_header_bytes = \"64KiB\"\n\
+                max_headers = 300\n\
+                body_timeout = \"0s\"\n\
+                idle_timeout = \"500ms\"\n";
+    let run = check_text(text);
+    assert_errors(
+        &run,
+        &[
+            (
+                5,
+                20,
+                "limits.max_request_line",
+                "must not exceed limits.max_header_bytes",
+            ),
+            (7, 15, "limits.max_headers", "between 1 and 256"),
+            (8, 16, "limits.body_timeout", "greater than zero"),
+            (9, 16, "limits.idle_timeout", "at least 1s"),
+        ],
+    );
+    let above_parser = check_text(
+        "[upstreams.app]\nendpoints = [\"127.0.0.1:3000\"]\n[limits]\nmax_header_bytes = \"2MiB\"\n",
+    );
+    assert_errors(
+        &above_parser,
+        &[(
+            4,
+            20,
+            "limits.max_header_bytes",
+            "above the HTTP parser's own ceiling",
+        )],
+    );
+}
+
+#[test]
 fn empty_file_needs_an_upstream() {
     let run = check_text("");
     assert_errors(

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Method;
 use regex::Regex;
@@ -87,6 +88,8 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             "must not exceed cache.max_size",
         );
     }
+
+    let limits = limits(&doc.limits, p);
 
     if doc.upstreams.is_empty() {
         p.add(
@@ -230,6 +233,7 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
         admin: admin?,
         log: log?,
         cache_store,
+        limits,
         upstreams,
         routes: RouteTable {
             has_fallback: fallback.is_some(),
@@ -284,6 +288,49 @@ fn server(s: &schema::Server, p: &mut Problems) -> Option<ServerPolicy> {
         grace_period: s.grace_period.0,
         upgrade_sock: s.upgrade_sock.clone().into(),
     })
+}
+
+fn limits(l: &schema::Limits, p: &mut Problems) -> LimitsPolicy {
+    use crate::limits::{PARSER_MAX_HEADERS, PARSER_MAX_HEAD_BYTES};
+    let at = |name: &str| at(&[key("limits")], &[name]);
+    if l.max_header_bytes.0 > PARSER_MAX_HEAD_BYTES {
+        p.add(
+            at("max_header_bytes"),
+            format!(
+                "{} is above the HTTP parser's own ceiling of {PARSER_MAX_HEAD_BYTES} bytes",
+                l.max_header_bytes
+            ),
+        );
+    }
+    if l.max_request_line.0 < 16 {
+        p.add(at("max_request_line"), "must be at least 16 bytes");
+    } else if l.max_request_line.0 > l.max_header_bytes.0 {
+        p.add(
+            at("max_request_line"),
+            "must not exceed limits.max_header_bytes (the request line is part of the head)",
+        );
+    }
+    if !(1..=PARSER_MAX_HEADERS).contains(&l.max_headers) {
+        p.add(
+            at("max_headers"),
+            format!("must be between 1 and {PARSER_MAX_HEADERS} (the HTTP parser's ceiling)"),
+        );
+    }
+    if l.body_timeout.0.is_zero() {
+        p.add(at("body_timeout"), "must be greater than zero");
+    }
+    // Pingora keeps keep-alive timeouts in whole seconds.
+    if l.idle_timeout.0 < Duration::from_secs(1) {
+        p.add(at("idle_timeout"), "must be at least 1s");
+    }
+    LimitsPolicy {
+        max_request_line: l.max_request_line.0,
+        max_header_bytes: l.max_header_bytes.0,
+        max_headers: l.max_headers,
+        max_body: (l.max_body.0 > 0).then_some(l.max_body.0),
+        body_timeout: l.body_timeout.0,
+        idle_timeout: l.idle_timeout.0,
+    }
 }
 
 fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {

@@ -20,6 +20,7 @@ pub struct Policy {
     pub admin: AdminPolicy,
     pub log: LogPolicy,
     pub cache_store: CacheStorePolicy,
+    pub limits: LimitsPolicy,
     pub upstreams: Vec<Arc<Upstream>>,
     pub routes: RouteTable,
 }
@@ -33,6 +34,39 @@ pub struct ServerPolicy {
     /// The Unix socket over which a running process hands its listeners to a new one
     /// (`outrider --upgrade`, then SIGQUIT to the old).
     pub upgrade_sock: std::path::PathBuf,
+}
+
+/// The compiled `[limits]` table: what a client may send (checked in `crate::limits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitsPolicy {
+    /// Method, request target and version, as sent (414 beyond).
+    pub max_request_line: u64,
+    /// The request line plus every header line, as sent (431 beyond).
+    pub max_header_bytes: u64,
+    /// Header fields (431 beyond).
+    pub max_headers: usize,
+    /// Request body bytes; `None` for no limit (413 beyond).
+    pub max_body: Option<u64>,
+    /// The longest pause while a request body is read (408 beyond).
+    #[serde(with = "duration_str")]
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept, and the longest pause inside the
+    /// header block of a later request on it.
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for LimitsPolicy {
+    fn default() -> Self {
+        LimitsPolicy {
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body: Some(64 * 1024 * 1024),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

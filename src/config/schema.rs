@@ -19,6 +19,7 @@ pub struct File {
     pub log: Log,
     pub upstreams: BTreeMap<String, Upstream>,
     pub cache: CacheStore,
+    pub limits: Limits,
     pub defaults: Defaults,
     pub routes: Vec<Route>,
 }
@@ -86,6 +87,18 @@ pub struct Breaker {
 pub struct CacheStore {
     pub max_size: Size,
     pub max_object_size: Size,
+}
+
+/// `[limits]`: what a client may send. `max_body = 0` means no limit.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_request_line: Size,
+    pub max_header_bytes: Size,
+    pub max_headers: usize,
+    pub max_body: Size,
+    pub body_timeout: Dur,
+    pub idle_timeout: Dur,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -224,6 +237,21 @@ impl Default for Breaker {
             max_open_for: Dur::secs(300),
             half_open_probes: 3,
             failure_statuses: vec![502, 503, 504],
+        }
+    }
+}
+
+impl Default for Limits {
+    /// The built-in values live with the compiled policy; this is their conf-file form.
+    fn default() -> Self {
+        let built_in = super::policy::LimitsPolicy::default();
+        Limits {
+            max_request_line: Size(built_in.max_request_line),
+            max_header_bytes: Size(built_in.max_header_bytes),
+            max_headers: built_in.max_headers,
+            max_body: Size(built_in.max_body.unwrap_or(0)),
+            body_timeout: Dur(built_in.body_timeout),
+            idle_timeout: Dur(built_in.idle_timeout),
         }
     }
 }

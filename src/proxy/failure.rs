@@ -17,6 +17,10 @@ pub enum Failure {
     BadResponse,
     /// The client sent something we could not parse.
     BadRequest,
+    /// The client's request broke a `[limits]` bound while it streamed (e.g. 413).
+    Refused(u16),
+    /// The client paused longer than `[limits] body_timeout` while sending its body.
+    ClientTimeout,
     /// The client went away; there is nobody to answer.
     ClientGone,
     Internal,
@@ -26,6 +30,7 @@ impl Failure {
     pub fn classify(e: &Error) -> Failure {
         use ErrorType::*;
         match (e.etype(), e.esource()) {
+            (HTTPStatus(code), ErrorSource::Downstream) => Failure::Refused(*code),
             (HTTPStatus(code), _) => Failure::Status(*code),
             (
                 ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout,
@@ -41,6 +46,7 @@ impl Failure {
             (ReadError | WriteError | ConnectionClosed, ErrorSource::Downstream) => {
                 Failure::ClientGone
             }
+            (ReadTimedout, ErrorSource::Downstream) => Failure::ClientTimeout,
             (_, ErrorSource::Downstream) => Failure::BadRequest,
             _ => Failure::Internal,
         }
@@ -49,7 +55,8 @@ impl Failure {
     /// The status for the client; 0 when there is no one to answer.
     pub fn status(self) -> u16 {
         match self {
-            Failure::Status(code) => code,
+            Failure::Status(code) | Failure::Refused(code) => code,
+            Failure::ClientTimeout => 408,
             Failure::ConnectFailed | Failure::BadResponse => 502,
             Failure::Timeout => 504,
             Failure::BadRequest => 400,
@@ -58,10 +65,24 @@ impl Failure {
         }
     }
 
+    /// The client caused it: nothing to say about the upstream's health, and nothing an
+    /// operator needs a warning for.
+    pub fn is_client_side(self) -> bool {
+        matches!(
+            self,
+            Failure::BadRequest
+                | Failure::Refused(_)
+                | Failure::ClientTimeout
+                | Failure::ClientGone
+        )
+    }
+
     /// A stable, low-cardinality label for logs (and, later, metrics).
     pub fn label(self) -> &'static str {
         match self {
             Failure::Status(_) => "status",
+            Failure::Refused(_) => "refused",
+            Failure::ClientTimeout => "client_timeout",
             Failure::ConnectFailed => "connect_error",
             Failure::Timeout => "timeout",
             Failure::BadResponse => "bad_response",
@@ -85,7 +106,10 @@ impl Failure {
                 format!("502 Bad Gateway: upstream \"{up}\" sent an invalid response\n")
             }
             Failure::BadRequest => "400 Bad Request\n".to_string(),
-            Failure::Status(code) => format!(
+            Failure::ClientTimeout => {
+                "408 Request Timeout: the request body stalled (limits.body_timeout)\n".to_string()
+            }
+            Failure::Status(code) | Failure::Refused(code) => format!(
                 "{code} {}\n",
                 http::StatusCode::from_u16(code)
                     .ok()
@@ -114,5 +138,17 @@ mod tests {
         assert_eq!(Failure::classify(&gone).status(), 0);
         let status = Error::new(ErrorType::HTTPStatus(503));
         assert_eq!(Failure::classify(&status).status(), 503);
+    }
+
+    #[test]
+    fn client_side_errors_are_told_apart_from_upstream_ones() {
+        let too_large = Error::new_down(ErrorType::HTTPStatus(413));
+        assert_eq!(Failure::classify(&too_large), Failure::Refused(413));
+        assert!(Failure::classify(&too_large).is_client_side());
+        let stalled = Error::new_down(ErrorType::ReadTimedout);
+        assert_eq!(Failure::classify(&stalled).status(), 408);
+        assert!(Failure::classify(&stalled).is_client_side());
+        let upstream_timeout = Error::new_up(ErrorType::ReadTimedout);
+        assert!(!Failure::classify(&upstream_timeout).is_client_side());
     }
 }

@@ -7,6 +7,7 @@ mod access_log;
 mod buffered;
 mod cache;
 mod cache_storage;
+mod client_limits;
 mod compression;
 mod failure;
 mod hygiene;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
-use log::{info, warn};
+use log::{debug, info, warn};
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, RespCacheable};
@@ -82,6 +83,8 @@ pub struct Ctx {
     /// The upstream refused the request (breaker open, over the limit), and why.
     rejected: Option<Rejection>,
     cache: cache::CacheCtx,
+    /// Request body bytes seen so far, against `[limits] max_body`.
+    body_meter: crate::limits::BodyMeter,
     _inflight: InflightGuard,
 }
 
@@ -184,6 +187,7 @@ impl ProxyHttp for Outrider {
             permit: None,
             rejected: None,
             cache: cache::CacheCtx::default(),
+            body_meter: crate::limits::BodyMeter::default(),
             _inflight: self.shared.track_request(),
         }
     }
@@ -209,8 +213,12 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// Answers unrouted requests itself: there is nowhere to send them.
+    /// Pipeline step 2: refuses what breaks `[limits]` (414, 431, 413) before anything goes
+    /// upstream, and answers unrouted requests itself: there is nowhere to send them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if client_limits::admit(session, ctx).await? {
+            return Ok(true);
+        }
         if ctx.route.is_some() {
             return Ok(false);
         }
@@ -221,6 +229,16 @@ impl ProxyHttp for Outrider {
         )
         .await?;
         Ok(true)
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        client_limits::meter_body(session, body, ctx)
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
@@ -524,7 +542,16 @@ impl ProxyHttp for Outrider {
         let failure = Failure::classify(e);
         let status = failure.status();
         let upstream = ctx.upstream().map(|u| u.name.clone());
-        if failure != Failure::ClientGone {
+        if failure.is_client_side() {
+            // A hostile or broken client must not be able to flood the log.
+            debug!(
+                "request refused: route={} status={} reason={} error={}",
+                ctx.route().map_or("-", |r| &r.name),
+                status,
+                failure.label(),
+                e
+            );
+        } else {
             warn!(
                 "request failed: route={} upstream={} endpoint={} status={} reason={} error={}",
                 ctx.route().map_or("-", |r| &r.name),

@@ -117,7 +117,10 @@ pub(super) fn ended_by_error(e: &Error) -> Ended {
         Failure::BadResponse | Failure::Status(_) | Failure::Internal => {
             Ended::Counted(Outcome::HttpFailure)
         }
-        Failure::ClientGone | Failure::BadRequest => Ended::Abandoned,
+        Failure::ClientGone
+        | Failure::BadRequest
+        | Failure::Refused(_)
+        | Failure::ClientTimeout => Ended::Abandoned,
     }
 }
 
