@@ -21,6 +21,13 @@
 //!   anonymous response to a credentialed request can hide what that user should see. With
 //!   `cache_authorized`, the response is stored only under `public`, `s-maxage` or
 //!   `must-revalidate` (§3.5).
+//! - **Cookie.** A response to a request carrying `Cookie` is stored only when the origin
+//!   says it is shared: `public`, `s-maxage`, a targeted field (RFC 9213, addressed to shared
+//!   caches by name), or `Vary: Cookie` (then each cookie has its own entry). RFC 9111 allows
+//!   storing it on `max-age` alone, but an origin that personalises by cookie and forgets
+//!   `private` would then serve one user's page to the next; Varnish does not store these at all.
+//! - **A GET or HEAD with a body** bypasses the cache: the key does not cover the body, and an
+//!   origin that reads it would let one client's body decide what everyone is served.
 //! - **Set-Cookie** makes a response unstorable: a shared cache replaying one user's cookie to
 //!   everyone is a session leak, and origins forget `private` far too often. The exception is
 //!   an origin that names the field in `private="Set-Cookie"` or `no-cache="Set-Cookie"`: it
@@ -85,8 +92,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, LAST_MODIFIED,
-    LOCATION, PRAGMA, SET_COOKIE, VARY,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, COOKIE, DATE, ETAG,
+    EXPIRES, LAST_MODIFIED, LOCATION, PRAGMA, SET_COOKIE, TRANSFER_ENCODING, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
@@ -147,6 +154,10 @@ pub struct RequestFacts {
     pub method: MethodClass,
     pub cc: CacheControl,
     pub authorization: bool,
+    /// The request carries `Cookie`.
+    pub cookie: bool,
+    /// The request has a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
+    pub body: bool,
     /// `Pragma: no-cache` on a request without `Cache-Control` (RFC 9111 §5.4).
     pub pragma_no_cache: bool,
 }
@@ -175,6 +186,8 @@ pub enum BypassReason {
     Method,
     /// `Authorization` on a route without `cache_authorized`.
     Authorization,
+    /// A GET or HEAD with a body: the key does not cover it, yet the origin may answer by it.
+    Body,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +237,8 @@ pub enum NotStoredReason {
     Private,
     /// A request with `Authorization`, without the route's permission or the response's.
     Authorization,
+    /// A request with `Cookie`, and a response that does not say it is shared.
+    Cookie,
     /// `Set-Cookie` that the origin did not mark private.
     SetCookie,
     /// `Vary: *` (or an unreadable `Vary`).
@@ -259,6 +274,9 @@ pub fn request_bypass(req: &RequestFacts, policy: &RouteCachePolicy) -> Option<B
     }
     if req.authorization && !policy.cache_authorized {
         return Some(BypassReason::Authorization);
+    }
+    if req.body {
+        return Some(BypassReason::Body);
     }
     None
 }
@@ -297,6 +315,11 @@ pub fn storability(
     let response_allows_shared = cc.public || cc.s_maxage.is_some() || cc.must_revalidate;
     if req.authorization && !(policy.cache_authorized && response_allows_shared) {
         return dont(Not::Authorization);
+    }
+    if req.cookie
+        && !(cc.public || cc.s_maxage.is_some() || rsp.targeted.is_some() || rsp.varies_on(&COOKIE))
+    {
+        return dont(Not::Cookie);
     }
     if rsp.set_cookie && !rsp.fields_to_strip().contains(&SET_COOKIE) {
         return dont(Not::SetCookie);
@@ -542,6 +565,11 @@ impl ResponseFacts {
         }
     }
 
+    /// The response's `Vary` names `field` (lowercase).
+    pub fn varies_on(&self, field: &HeaderName) -> bool {
+        matches!(&self.vary, Vary::Fields(fields) if fields.contains(field))
+    }
+
     /// The directives that decide: the targeted field when there is one, else Cache-Control.
     pub fn effective_cc(&self) -> &CacheControl {
         self.targeted.as_ref().unwrap_or(&self.cc)
@@ -632,6 +660,11 @@ impl RequestFacts {
             method,
             cc: CacheControl::from_headers(headers),
             authorization: headers.contains_key(AUTHORIZATION),
+            cookie: headers.contains_key(COOKIE),
+            body: headers.contains_key(TRANSFER_ENCODING)
+                || headers
+                    .get(CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes().iter().any(|&b| b != b'0')),
             pragma_no_cache: !headers.contains_key(CACHE_CONTROL)
                 && list_contains(headers, PRAGMA, "no-cache"),
         }
@@ -646,6 +679,7 @@ impl BypassReason {
         match self {
             BypassReason::Method => "method",
             BypassReason::Authorization => "authorization",
+            BypassReason::Body => "request-body",
         }
     }
 }
@@ -689,6 +723,7 @@ impl NotStoredReason {
             NotStoredReason::MustUnderstand => "must-understand",
             NotStoredReason::Private => "private",
             NotStoredReason::Authorization => "authorization",
+            NotStoredReason::Cookie => "cookie",
             NotStoredReason::SetCookie => "set-cookie",
             NotStoredReason::VaryStar => "vary-star",
             NotStoredReason::Status => "status",

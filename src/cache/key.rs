@@ -24,9 +24,50 @@
 //!   route's [`KeyQueryPolicy`] then keeps all members, none, or only the listed names
 //!   (compared byte for byte, case-sensitive). Nothing left → no `?`.
 
+//! - Request fields that applications commonly build URLs from, or take a method from, but
+//!   that are not part of the URL ([`URL_OVERRIDE_FIELDS`]) are keyed when present: a
+//!   response built from `X-Forwarded-Host: evil.example` is stored apart from the plain URL's,
+//!   and only requests repeating the same values reach it (cache poisoning through unkeyed
+//!   inputs). Keying rather than stripping keeps them working for an app behind a load balancer
+//!   that sets them on every request; the values then only split the cache per real host.
+
 use std::fmt;
 
+use http::HeaderMap;
+
 use crate::config::policy::KeyQueryPolicy;
+
+/// Request fields that frameworks read to build absolute URLs, pick the path or override the
+/// method. `X-Forwarded-For` and `X-Forwarded-Proto` are not here: the proxy sets them itself.
+pub const URL_OVERRIDE_FIELDS: [&str; 13] = [
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+    "x-host",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method",
+    "x-http-method-override",
+    "x-method-override",
+];
+
+/// The URL-override fields the request carries, as `\0name: value` appended to `primary` (a NUL
+/// cannot occur in a primary key, so the result is unambiguous). Nothing is appended when none
+/// is present, so ordinary requests keep the plain URL's key.
+pub fn push_url_overrides(primary: &mut String, headers: &HeaderMap) {
+    for (name, value) in headers {
+        if URL_OVERRIDE_FIELDS.contains(&name.as_str()) {
+            primary.push('\0');
+            primary.push_str(name.as_str());
+            primary.push_str(": ");
+            primary.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+    }
+}
 
 /// An absolute URL split into the parts the cache uses (`scheme://authority path ?query`);
 /// the fragment is dropped. Borrowed from the string it was parsed from.
@@ -437,6 +478,39 @@ mod tests {
             let a = primary_key("http", "h", "/", Some(&forward.join("&")), &KeyQueryPolicy::All);
             let b = primary_key("http", "h", "/", Some(&backward.join("&")), &KeyQueryPolicy::All);
             prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn url_override_fields_are_keyed_only_when_present() {
+        use http::{HeaderMap, HeaderValue};
+        let plain = "http://a.test/p".to_string();
+        let mut key = plain.clone();
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        push_url_overrides(&mut key, &headers);
+        assert_eq!(key, plain, "ordinary fields leave the key alone");
+
+        headers.insert("x-forwarded-host", HeaderValue::from_static("evil.test"));
+        headers.append("x-original-url", HeaderValue::from_static("/admin"));
+        let mut evil = plain.clone();
+        push_url_overrides(&mut evil, &headers);
+        assert_eq!(
+            evil,
+            "http://a.test/p\0x-forwarded-host: evil.test\0x-original-url: /admin"
+        );
+        // Every listed field counts, and the list is lowercase like `HeaderName`s.
+        for name in URL_OVERRIDE_FIELDS {
+            assert_eq!(name, name.to_ascii_lowercase());
+            let mut one = HeaderMap::new();
+            one.insert(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_static("v"),
+            );
+            let mut keyed = plain.clone();
+            push_url_overrides(&mut keyed, &one);
+            assert_ne!(keyed, plain, "{name}");
         }
     }
 }

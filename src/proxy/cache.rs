@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime};
 use http::header::{self, HeaderName};
 use http::Method;
 use log::debug;
-use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -37,7 +36,7 @@ use crate::breaker::Cause;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
-use crate::cache::key::primary_key;
+use crate::cache::key::{primary_key, push_url_overrides};
 use crate::cache::status::{CacheStatus, Fwd};
 use crate::conditional::Outcome;
 use crate::config::policy::{Coding, Route, RouteCachePolicy};
@@ -132,7 +131,7 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
         return Error::e_explain(ErrorType::InternalError, "cache key without a route");
     };
     let req = session.req_header();
-    let url = primary_key(
+    let mut url = primary_key(
         "http",
         request_authority(session),
         req.uri.path(),
@@ -147,6 +146,9 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
             .generate
             .then(|| usize::try_from(route.etag.max_body).unwrap_or(usize::MAX)),
     });
+    // After the hints: purges and invalidation find every entry of the URL by its plain
+    // spelling, whatever override fields keyed it.
+    push_url_overrides(&mut url, &req.headers);
     let mut key = CacheKey::new(url, "");
     key.extensions.insert(hints);
     Ok(key)
@@ -603,10 +605,8 @@ pub(super) fn invalidate_after_unsafe(
             uri.query(),
             &route.cache.key_query,
         );
-        // The primary hash is what the store shards by: one lock instead of sixteen.
-        purged += backend
-            .store
-            .purge_primary(&CacheKey::new(key, "").primary_bin());
+        // By URL, not by primary hash: entries keyed with URL-override fields share the URL.
+        purged += backend.store.purge_url(&key);
     }
     purged
 }

@@ -228,6 +228,49 @@ fn authorization_with_cache_authorized() {
     }
 }
 
+/// A response to a request with `Cookie` is shared only when the origin says so.
+#[test]
+fn cookie_requests_need_an_explicitly_shared_response() {
+    let targeted = RouteCachePolicy {
+        targeted_cache_control: vec!["cdn-cache-control".to_string()],
+        ..policy()
+    };
+    let rows: &[(&str, &RouteCachePolicy, Result<u64, N>)] = &[
+        ("cache-control: max-age=60", &policy(), Err(N::Cookie)),
+        ("cache-control: public, max-age=60", &policy(), Ok(60)),
+        ("cache-control: s-maxage=60", &policy(), Ok(60)),
+        ("cache-control: max-age=60\nvary: Cookie", &policy(), Ok(60)),
+        (
+            "cache-control: max-age=60\nvary: accept, cookie",
+            &policy(),
+            Ok(60),
+        ),
+        (
+            "cache-control: max-age=60\nvary: accept",
+            &policy(),
+            Err(N::Cookie),
+        ),
+        ("cdn-cache-control: max-age=60", &targeted, Ok(60)),
+        (
+            "cache-control: must-revalidate, max-age=60",
+            &policy(),
+            Err(N::Cookie),
+        ),
+        (
+            "cache-control: private, max-age=60",
+            &policy(),
+            Err(N::Private),
+        ),
+    ];
+    for (rsp, policy, expected) in rows {
+        let got = decide_with(&Method::GET, "cookie: sid=1", 200, rsp, policy);
+        assert_eq!(lifetime(got), *expected, "{rsp}");
+    }
+    // Without a cookie the same response is stored.
+    assert_eq!(lifetime(decide(200, "cache-control: max-age=60")), Ok(60));
+    assert_eq!(N::Cookie.as_str(), "cookie");
+}
+
 #[test]
 fn bypass_rules() {
     let with_auth = RouteCachePolicy {
@@ -248,6 +291,20 @@ fn bypass_rules() {
             Some(BypassReason::Authorization),
         ),
         (Method::GET, "authorization: x", true, None),
+        (
+            Method::GET,
+            "content-length: 6",
+            false,
+            Some(BypassReason::Body),
+        ),
+        (
+            Method::HEAD,
+            "transfer-encoding: chunked",
+            false,
+            Some(BypassReason::Body),
+        ),
+        (Method::GET, "content-length: 0", false, None),
+        (Method::GET, "content-length: 00", false, None),
         // §5.2.1.5: request no-store still looks up (it only forbids storing).
         (Method::GET, "cache-control: no-store", false, None),
     ];
