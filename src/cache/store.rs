@@ -352,6 +352,11 @@ impl<M> Store<M> {
         self.evict_to_fit()
     }
 
+    /// The per-object limit now in force.
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes.load(Relaxed)
+    }
+
     /// Stores `new` under `key`, replacing what was there (last writer wins), then evicts the
     /// least recently used objects until the total fits. Refused when too large or already
     /// expired, which also removes the previous version (see the module documentation).

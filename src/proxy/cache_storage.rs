@@ -239,12 +239,22 @@ impl Storage for CacheBackend {
                 etag_max_body: None,
             })
         });
+        // The body is kept for the object's life: sized from Content-Length up front, it is
+        // not left with the slack of doubling growth (Pingora enforces `max_object_size`
+        // against the same header before the miss handler is asked for).
+        let declared = meta
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&len| len <= self.store.max_object_bytes())
+            .and_then(|len| usize::try_from(len).ok());
         Ok(Box::new(Fill {
             backend: self,
             key: entry_key_of(key),
             meta: StoredMeta::of(meta),
             hints,
-            body: BytesMut::new(),
+            body: BytesMut::with_capacity(declared.unwrap_or(0)),
         }))
     }
 
@@ -365,6 +375,16 @@ impl HandleHit for StoredBody {
     }
 }
 
+/// The body without spare capacity: a chunked body grown by doubling would otherwise pin up
+/// to twice its size for as long as it is cached.
+fn exact(body: BytesMut) -> Bytes {
+    if body.capacity() - body.len() > body.len() / 16 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body.freeze()
+    }
+}
+
 /// A miss being written: the body accumulates (Pingora enforces `max_object_size` before and
 /// while it streams) and the object goes into the store whole on `finish`. Dropped without
 /// `finish`, the write failed and nothing is stored.
@@ -422,7 +442,7 @@ impl HandleMiss for Fill {
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let mut fill = *self;
-        let body = std::mem::take(&mut fill.body).freeze();
+        let body = exact(std::mem::take(&mut fill.body));
         fill.add_etag(&body);
         let tags = fill.tags();
         let size = body.len();
