@@ -416,8 +416,19 @@ async fn exchange_header(
                     return Ok::<(), Box<Error>>(());
                 }
             }
-        }
-        .await;
+        };
+        // A client that leaves while the upstream thinks releases the upstream connection
+        // and the concurrency slot now, not at `read_timeout` (Pingora's leg does the same).
+        let client_gone = async {
+            match session.as_downstream_mut().read_body_or_idle(true).await {
+                Err(e) => e,
+                Ok(_) => std::future::pending().await,
+            }
+        };
+        let sent = tokio::select! {
+            sent = sent => sent,
+            gone = client_gone => return Err(gone.into_down()),
+        };
         match sent {
             Ok(()) => return Ok((upstream, peer)),
             Err(mut e) => {

@@ -9,10 +9,82 @@ use std::net::IpAddr;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
+use crate::cache::key::UrlParts;
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// An absolute-form target (`GET http://a.test/p`, what clients send to a forward proxy)
+/// becomes origin-form with `Host` from its authority (RFC 9112 §3.2.2): routing, the cache
+/// key and the upstream then all see the one host the target names. Pingora keeps such a
+/// target's authority only in the raw bytes, so without this the request would be routed by
+/// a missing `Host`. Userinfo in the target is refused (RFC 9110 §4.2.4).
+pub fn absolute_form_to_origin_form(req: &mut RequestHeader) -> pingora::Result<()> {
+    let raw = req.raw_path();
+    if raw.first() == Some(&b'/') || raw == b"*" {
+        return Ok(());
+    }
+    let Ok(target) = std::str::from_utf8(raw) else {
+        return Ok(());
+    };
+    let Some(parts) = UrlParts::parse(target) else {
+        return Ok(());
+    };
+    if parts.authority.contains('@') {
+        return Err(pingora::Error::explain(
+            pingora::ErrorType::HTTPStatus(400),
+            "userinfo in the request target",
+        )
+        .into_down());
+    }
+    let authority = parts.authority.to_owned();
+    let mut origin = String::with_capacity(parts.path.len() + 1 + parts.query.map_or(0, str::len));
+    origin.push_str(if parts.path.is_empty() {
+        "/"
+    } else {
+        parts.path
+    });
+    if let Some(query) = parts.query {
+        origin.push('?');
+        origin.push_str(query);
+    }
+    req.set_raw_path(origin.as_bytes())?;
+    if !authority.is_empty() {
+        req.insert_header(header::HOST, authority)?;
+    }
+    Ok(())
+}
+
+/// Framing and expectations the upstream must read one way only: a list of identical
+/// `Content-Length` values becomes one (RFC 9110 §8.6; Pingora refuses differing ones), and
+/// `Expect` from an HTTP/1.0 client is dropped, since such a client cannot take the
+/// `100 Continue` the upstream would send (RFC 9110 §10.1.1).
+pub fn normalize_framing(
+    req: &mut RequestHeader,
+    downstream_version: http::Version,
+) -> pingora::Result<()> {
+    let lengths = req.headers.get_all(header::CONTENT_LENGTH);
+    let mut values = lengths.iter();
+    if let Some(first) = values.next() {
+        let several = values.next().is_some() || first.as_bytes().contains(&b',');
+        if several {
+            let single = first
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned());
+            if let Some(single) = single {
+                req.insert_header(header::CONTENT_LENGTH, single)?;
+            }
+        }
+    }
+    if downstream_version == http::Version::HTTP_10 {
+        req.remove_header(&header::EXPECT);
+    }
+    Ok(())
+}
 
 /// `Via` names the protocol version of the hop this proxy received.
 pub fn via_value(version: http::Version) -> HeaderValue {
@@ -121,5 +193,45 @@ mod tests {
         assert!(resp.headers.get("keep-alive").is_none());
         assert_eq!(resp.headers["content-length"], "3");
         assert_eq!(resp.headers["x-kept"], "1");
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_its_host() {
+        let mut req =
+            RequestHeader::build("GET", b"http://A.test:8080/p/q?x=1#frag", None).unwrap();
+        absolute_form_to_origin_form(&mut req).unwrap();
+        assert_eq!(req.raw_path(), b"/p/q?x=1");
+        assert_eq!(req.headers["host"], "A.test:8080");
+        let mut bare = RequestHeader::build("GET", b"http://a.test", None).unwrap();
+        absolute_form_to_origin_form(&mut bare).unwrap();
+        assert_eq!(bare.raw_path(), b"/");
+        assert_eq!(bare.headers["host"], "a.test");
+        let mut origin = RequestHeader::build("GET", b"/already", None).unwrap();
+        origin.insert_header("host", "b.test").unwrap();
+        absolute_form_to_origin_form(&mut origin).unwrap();
+        assert_eq!(origin.raw_path(), b"/already");
+        assert_eq!(origin.headers["host"], "b.test");
+        let mut userinfo = RequestHeader::build("GET", b"http://u:p@a.test/", None).unwrap();
+        let refused = absolute_form_to_origin_form(&mut userinfo).unwrap_err();
+        assert_eq!(refused.etype(), &pingora::ErrorType::HTTPStatus(400));
+    }
+
+    #[test]
+    fn identical_content_lengths_collapse_and_http10_expect_is_dropped() {
+        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+        req.append_header("content-length", "5").unwrap();
+        req.append_header("content-length", "5").unwrap();
+        req.insert_header("expect", "100-continue").unwrap();
+        normalize_framing(&mut req, http::Version::HTTP_11).unwrap();
+        assert_eq!(req.headers.get_all("content-length").iter().count(), 1);
+        assert_eq!(req.headers["content-length"], "5");
+        assert_eq!(req.headers["expect"], "100-continue");
+
+        let mut listed = RequestHeader::build("POST", b"/", None).unwrap();
+        listed.insert_header("content-length", "7, 7").unwrap();
+        listed.insert_header("expect", "100-continue").unwrap();
+        normalize_framing(&mut listed, http::Version::HTTP_10).unwrap();
+        assert_eq!(listed.headers["content-length"], "7");
+        assert!(listed.headers.get("expect").is_none());
     }
 }

@@ -201,6 +201,7 @@ impl ProxyHttp for Outrider {
     /// (compression) must be configured before Pingora's modules read the request headers,
     /// which happens between the two hooks.
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        hygiene::absolute_form_to_origin_form(session.req_header_mut())?;
         let req = session.req_header();
         ctx.route = ctx
             .policy
@@ -395,6 +396,7 @@ impl ProxyHttp for Outrider {
             upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
         }
         let version = session.req_header().version;
+        hygiene::normalize_framing(upstream_request, version)?;
         hygiene::add_forwarding_headers(upstream_request, client_ip(session), version)
     }
 
