@@ -14,8 +14,13 @@ pub fn init(policy: &LogPolicy) {
         }
         // The logger lets everything through and the global max level does the filtering, so
         // that a reload can change the level (`set_level`).
+        // Pingora's proxy warns once per failed or stale-served request ("Fail to proxy"),
+        // which repeats our own line and floods the log exactly during an outage (57,000
+        // lines in a 10-minute soak); its errors still come through. `RUST_LOG` restores it.
         None => {
-            builder.filter_level(log::LevelFilter::Trace);
+            builder
+                .filter_level(log::LevelFilter::Trace)
+                .filter_module("pingora_proxy", log::LevelFilter::Error);
         }
     }
     if policy.format == LogFormat::Json {

@@ -1055,6 +1055,105 @@ async fn stale_if_error_serves_stale_when_the_origin_is_down() {
     );
 }
 
+/// Stale content served for a failed origin ends the connection (Pingora does not reuse it
+/// after a failed upstream attempt): the answer says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_served_for_an_error_says_the_connection_closes() {
+    use tokio::io::AsyncWriteExt;
+    let rig = Rig::new(ON);
+    rig.backend.reply(
+        "/sie-close",
+        ok("still good", "max-age=1, stale-if-error=60"),
+    );
+    rig.get("/sie-close", &[]).await;
+    until_stale(Instant::now(), 1).await;
+    rig.backend.reply("/sie-close", server_error());
+    let mut stream = tokio::net::TcpStream::connect(rig.proxy.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /sie-close HTTP/1.1\r\nHost: {}\r\n\r\n",
+        rig.proxy.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (status, headers) = support::raw::read_head(&mut stream).await;
+    assert_eq!(status, 200, "{headers:?}");
+    assert!(
+        raw_header(&headers, "cache-status").is_some_and(|v| v.contains("fwd=stale")),
+        "{headers:?}"
+    );
+    assert_eq!(
+        raw_header(&headers, "connection"),
+        Some("close"),
+        "{headers:?}"
+    );
+}
+
+/// A stale hit over HTTP/2 refreshes in the background like one over HTTP/1.1 (Pingora
+/// rebuilds the refresh from the client's request as HTTP/1 text, which an `HTTP/2` version
+/// line and a missing `Host` used to break: no refresh, and a cache lock left dangling).
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_while_revalidate_refreshes_over_h2c_too() {
+    let rig = Rig::new(ON);
+    let h2 = support::h2c_client();
+    rig.backend
+        .reply("/swr2", ok("old", "max-age=1, stale-while-revalidate=30"));
+    let filled = h2.get(rig.proxy.url("/swr2")).send().await.unwrap();
+    assert_eq!(filled.version(), reqwest::Version::HTTP_2);
+    assert_eq!(filled.text().await.unwrap(), "old");
+    until_stale(Instant::now(), 1).await;
+    rig.backend.reply("/swr2", ok("new", "max-age=60"));
+    let stale = h2.get(rig.proxy.url("/swr2")).send().await.unwrap();
+    assert_eq!(stale.text().await.unwrap(), "old");
+    poll(
+        "the background refresh to reach the origin",
+        Duration::from_secs(5),
+        || async { rig.backend.count("/swr2") == 2 },
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let got = h2.get(rig.proxy.url("/swr2")).send().await.unwrap();
+        let status = got
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if got.text().await.unwrap() == "new" {
+            assert!(status.contains("hit"), "{status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the refreshed body was never stored: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rig.backend.count("/swr2"), 2);
+}
+
+/// A HEAD miss over HTTP/2 is fetched as a GET to fill the cache; the client gets the header
+/// without the body (Pingora's HTTP/2 writer used to send it, and the client reset the stream).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_miss_over_h2c_gets_the_header_and_fills_the_cache() {
+    let rig = Rig::new(ON);
+    rig.backend.reply("/h2head", ok("the body", "max-age=60"));
+    let h2 = support::h2c_client();
+    let head = h2
+        .head(rig.proxy.url("/h2head"))
+        .send()
+        .await
+        .expect("HEAD over h2c");
+    assert_eq!(head.version(), reqwest::Version::HTTP_2);
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
+    let got = rig.get("/h2head", &[]).await;
+    assert_eq!(got.text(), "the body");
+    assert!(got.hit(), "{}", got.cache_status());
+    assert_eq!(rig.backend.count("/h2head"), 1);
+}
+
 /// The route's `stale_if_error` applies when the response has no directive of its own; a
 /// `must-revalidate` response is never served stale (§4.2.4, §5.2.2.2): the client sees the
 /// origin's error.

@@ -457,6 +457,65 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 // Upstream failures
 // ======================================================================================
 
+/// Pingora closes the client connection after a failed request; the answer must say so, or a
+/// client that reuses the connection meets a reset on its next request.
+#[tokio::test]
+async fn a_failure_answer_says_the_connection_closes() {
+    let dead_port = free_port();
+    let proxy = Proxy::start(&format!(
+        "[upstreams.backend]\nendpoints = [\"127.0.0.1:{dead_port}\"]\nconnect_timeout = \"1s\"\n"
+    ));
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, headers) = support::raw::read_head(&mut stream).await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        support::raw::raw_header(&headers, "connection"),
+        Some("close"),
+        "{headers:?}"
+    );
+}
+
+/// HEAD over h2c answered by the proxy itself (502 while the backend is down, then 503 once
+/// the breaker opens): the header only, and a stream that ends cleanly. Pingora's HTTP/2
+/// writer used to send the error body on a HEAD stream, and a stream ended on its header was
+/// then reset (CANCEL), which clients report as a failed request.
+#[tokio::test(flavor = "multi_thread")]
+async fn head_over_h2c_answered_by_the_proxy_ends_the_stream_cleanly() {
+    let dead_port = free_port();
+    let proxy = Proxy::start(&format!(
+        "[upstreams.app]\nendpoints = [\"127.0.0.1:{dead_port}\"]\n\
+         [upstreams.app.breaker]\nconsecutive_failures = 2\n"
+    ));
+    let h2 = support::h2c_client();
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let resp = h2
+            .head(proxy.url(&format!("/k{i}")))
+            .send()
+            .await
+            .expect("HEAD over h2c");
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        statuses.push(resp.status().as_u16());
+        let body = resp.bytes().await;
+        assert!(
+            body.as_ref().is_ok_and(|b| b.is_empty()),
+            "request {i}: {body:?}"
+        );
+        // A GET on the same connection still gets the body.
+        let get = h2.get(proxy.url("/g")).send().await.expect("GET over h2c");
+        let text = get.text().await.expect("GET body");
+        assert!(text.starts_with("50"), "{text:?}");
+    }
+    assert!(
+        statuses.contains(&502) && statuses.contains(&503),
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn refused_connection_is_a_502_naming_the_upstream_without_its_address() {
     let dead_port = free_port();

@@ -529,8 +529,8 @@ mod tests {
                 .windows(value.len())
                 .position(|w| w == value.as_bytes())
                 .unwrap();
-            let value = HeaderValue::from_maybe_shared(buf.slice(vstart..vstart + value.len()))
-                .unwrap();
+            let value =
+                HeaderValue::from_maybe_shared(buf.slice(vstart..vstart + value.len())).unwrap();
             header.append_header(name_bytes, value).unwrap();
         }
         header
@@ -541,7 +541,10 @@ mod tests {
         let mut wire = b"X-Custom-Name: Some-Value\r\nCache-Control: max-age=60\r\n".to_vec();
         wire.resize(8192, b' ');
         let buf = Bytes::from(wire);
-        let fields = [("X-Custom-Name", "Some-Value"), ("Cache-Control", "max-age=60")];
+        let fields = [
+            ("X-Custom-Name", "Some-Value"),
+            ("Cache-Control", "max-age=60"),
+        ];
         let parsed = parsed_from(&buf, &fields);
         assert!(!buf.is_unique(), "the fixture shares the buffer");
 
@@ -549,7 +552,10 @@ mod tests {
         let mut before = Vec::new();
         parsed.header_to_h1_wire(&mut before);
         drop(parsed);
-        assert!(buf.is_unique(), "the copy still points into the read buffer");
+        assert!(
+            buf.is_unique(),
+            "the copy still points into the read buffer"
+        );
 
         let mut after = Vec::new();
         owned.header_to_h1_wire(&mut after);

@@ -164,9 +164,22 @@ async fn respond_text(session: &mut Session, status: u16, body: Bytes) -> Result
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    write_local(session, Box::new(resp), body).await
+}
+
+/// Writes a response the proxy made itself. A HEAD gets an empty body (its `Content-Length`
+/// still describes the body a GET would get): Pingora's HTTP/2 writer would send the body,
+/// and the client would reset the stream. The stream ends with an empty DATA frame rather
+/// than on the header: ended on the header, Pingora's HTTP/2 stream is reset (CANCEL) when
+/// the session is dropped, which clients report as an error.
+async fn write_local(session: &mut Session, resp: Box<ResponseHeader>, body: Bytes) -> Result<()> {
+    let body = if session.req_header().method == http::Method::HEAD {
+        Bytes::new()
+    } else {
+        body
+    };
+    session.write_response_header(resp, false).await?;
+    session.write_response_body(Some(body), true).await
 }
 
 #[async_trait]
@@ -285,6 +298,21 @@ impl ProxyHttp for Outrider {
         is_fresh: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<ForcedFreshness>> {
+        if !is_fresh && session.req_header().version == http::Version::HTTP_2 {
+            // A stale hit may start a background refresh. Pingora builds that subrequest by
+            // writing the client's request as HTTP/1 text and parsing it back, and an
+            // "HTTP/2" version fails the parse: the refresh never runs and its cache lock is
+            // left for readers to time out on. The version only labels the request here; the
+            // authority goes into `Host`, since HTTP/1 text carries only the path, and the
+            // refresh must compute the same cache key.
+            let req = session.req_header_mut();
+            req.set_version(http::Version::HTTP_11);
+            if !req.headers.contains_key(header::HOST) {
+                if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
+                    req.insert_header(header::HOST, authority)?;
+                }
+            }
+        }
         Ok(cache::hit_filter(session, meta, hit_handler, is_fresh, ctx))
     }
 
@@ -309,18 +337,33 @@ impl ProxyHttp for Outrider {
     ) -> bool {
         match error {
             None => true,
-            Some(e) if e.esource() == &ErrorSource::Upstream => cache::stale_on_error(session, ctx),
+            Some(e) if e.esource() == &ErrorSource::Upstream => {
+                let serve = cache::stale_on_error(session, ctx);
+                if serve {
+                    // Pingora ends a request whose upstream attempt failed without reusing
+                    // the client connection, even when stale content answers it: say so.
+                    session.set_keepalive(None);
+                }
+                serve
+            }
             Some(_) => false,
         }
     }
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        // A HEAD miss is fetched as a GET to fill the cache (which took the body before this
+        // filter); the client gets none of it. Pingora's HTTP/1 writer drops it for HEAD, its
+        // HTTP/2 writer sends it, and the client resets the stream (PROTOCOL_ERROR).
+        if session.req_header().method == http::Method::HEAD {
+            *body = None;
+            return Ok(None);
+        }
         cache::body_filter(body, ctx);
         Ok(None)
     }
@@ -514,6 +557,9 @@ impl ProxyHttp for Outrider {
     /// One classifier decides the status and body; the log line names route, upstream and
     /// endpoint so that an operator can tell a dead backend from a slow one.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        // Pingora does not reuse the connection after a failure (`can_reuse_downstream` below):
+        // the answer must say so, or the client's next request on it meets a reset.
+        session.set_keepalive(None);
         if let (Some(rejection), Some(upstream)) = (ctx.rejected, ctx.upstream()) {
             // Counted in `outrider_upstream_requests_total{outcome="rejected"}`; a line per
             // refused request would flood the log exactly when the operator reads it.
@@ -523,13 +569,7 @@ impl ProxyHttp for Outrider {
                     upstream.max_concurrent,
                     rejection,
                 ) {
-                    Ok((resp, body)) => {
-                        async {
-                            session.write_response_header(resp, false).await?;
-                            session.write_response_body(Some(body), true).await
-                        }
-                        .await
-                    }
+                    Ok((resp, body)) => write_local(session, resp, body).await,
                     Err(e) => Err(e),
                 };
                 if let Err(write_err) = written {
