@@ -50,6 +50,7 @@
 mod entity_tag;
 mod hash;
 mod preconditions;
+pub mod range;
 
 pub use entity_tag::weaken;
 pub use hash::BodyHasher;

@@ -316,7 +316,7 @@ fn if_range_range(
     // Pingora's range filter parses `Range` and rewrites the header; it also compares
     // `If-Range` byte for byte, which a strong match passes.
     let mut ranged = resp.clone();
-    match pingora::proxy::range_header_filter(req, &mut ranged, None) {
+    match super::ranges::filter(req, &mut ranged) {
         pingora::proxy::RangeType::Single(range) => {
             *resp = ranged;
             Some(range)

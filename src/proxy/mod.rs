@@ -11,6 +11,7 @@ mod client_limits;
 mod compression;
 mod failure;
 mod hygiene;
+mod ranges;
 mod resilience;
 
 use std::net::IpAddr;
@@ -253,6 +254,17 @@ impl ProxyHttp for Outrider {
         ctx: &mut Ctx,
     ) -> Result<()> {
         client_limits::meter_body(session, body, ctx)
+    }
+
+    /// Ranges on whole bodies (cache hits) are decided strictly (see `ranges`), then served
+    /// by Pingora's filter.
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> pingora::proxy::RangeType {
+        ranges::filter(session.req_header(), resp)
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
