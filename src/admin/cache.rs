@@ -39,6 +39,13 @@ struct PurgeBody {
 
 /// Parses a purge body; the error is the message the 400 carries.
 pub fn parse_purge(body: &[u8]) -> Result<Selector, String> {
+    // serde's derive would also read a JSON array as the struct's fields in order.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(
+            r#"invalid purge body: a JSON object is expected, e.g. {"key": url}, {"prefix": "/path/"}, {"tag": "t"}, {"all": true}"#
+                .to_string(),
+        );
+    }
     let body: PurgeBody = serde_json::from_slice(body).map_err(|e| {
         format!(r#"invalid purge body: {e}; expected one of {{"key": url}}, {{"prefix": "/path/"}}, {{"tag": "t"}}, {{"all": true}}"#)
     })?;

@@ -114,6 +114,18 @@ fn authorized(shared: &Shared, session: &ServerSession) -> bool {
     }
 }
 
+/// A browser sends `Origin` (and `Sec-Fetch-Site`) with a POST a web page makes; the admin
+/// API's clients (curl, scripts, probes) do not. Without this, any page the operator opens
+/// could make their browser purge the cache or reload the policy on 127.0.0.1 when no token
+/// is set: "simple" cross-origin POSTs need no preflight.
+fn from_a_browser_page(session: &ServerSession) -> bool {
+    let headers = &session.req_header().headers;
+    headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"none")
+}
+
 async fn read_body(session: &mut ServerSession) -> Result<Bytes, Response<Vec<u8>>> {
     let mut body = Vec::new();
     loop {
@@ -164,6 +176,13 @@ impl ServeHttp for AdminApp {
             }
             return resp;
         };
+        if endpoint.mutating && from_a_browser_page(session) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "admin changes are not accepted from web pages (the request carries Origin or \
+                 Sec-Fetch-Site); use curl or an API client\n",
+            );
+        }
         if endpoint.mutating && !authorized(&self.shared, session) {
             let mut resp = text(
                 StatusCode::UNAUTHORIZED,
