@@ -11,16 +11,22 @@
 //!   §13.1.5 requires a strong comparison).
 //!
 //! Two kinds of test each: through the real proxy (a cache hit), asserting what RFC 9110 asks
-//! for; these fail until Outrider works around the bugs (its `ProxyHttp::range_header_filter`,
-//! not overridden today, is where: validate `Range` and `If-Range` strictly, then call
-//! Pingora's filter). And on Pingora's function itself, pinning the bug as it is: when one of
-//! those fails, Pingora changed, and `fuzz/fuzz_targets/range.rs` can drop its exemption.
+//! for, which `src/proxy/ranges.rs` now ensures by reading `Range` strictly
+//! (`conditional::range::plan`) and comparing `If-Range` strongly before Pingora serves the
+//! normalised set; and on Pingora's function itself, pinning the bug as it is: when one of
+//! those fails, Pingora changed, and `src/proxy/ranges.rs` may have less to do.
+//!
+//! `range` on `conditional::range::plan` (what the proxy reads `Range` with now):
+//! - positions beyond u64::MAX saturate before `last < first` is checked, so
+//!   `bytes=33333333333333339900-33333333333333333339` (invalid: last before first) is read as
+//!   an unsatisfiable range (416) instead of an invalid field (the whole body).
 
 mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use outrider::conditional::range::{plan, RangePlan};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{range_header_filter, RangeType};
 use support::raw::{raw_exchange, raw_header};
@@ -293,4 +299,25 @@ fn pingora_reads_an_unparsable_position_as_absent() {
 fn pingora_matches_a_weak_if_range() {
     let (got, _) = filter(b"bytes=0-1", Some("W/\"v1\""), "W/\"v1\"", 10);
     assert_eq!(got, RangeType::Single(0..2), "Pingora changed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// conditional::range::plan
+// ---------------------------------------------------------------------------------------------
+
+/// Fuzz input (minimised): `bytes=33333333333333339900-33333333333333333339` on 0 bytes. Both
+/// positions exceed u64::MAX and `last < first`: an invalid field, which `plan` (its module
+/// documentation) answers with the whole representation; comparing the saturated values hides
+/// the order. The `range` target's reference saturates the same way until this passes.
+#[test]
+fn plan_sees_last_before_first_beyond_u64() {
+    for len in [0, 10] {
+        assert_eq!(
+            plan(b"bytes=33333333333333339900-33333333333333333339", len),
+            RangePlan::Whole,
+            "on {len} bytes (src/conditional/range.rs: parse_spec compares saturated positions)"
+        );
+    }
+    // Control: the same order within u64 is caught.
+    assert_eq!(plan(b"bytes=9900-3339", 10), RangePlan::Whole);
 }

@@ -91,17 +91,22 @@ fn parse_spec(spec: &[u8]) -> Option<Spec> {
     if first.is_empty() {
         return Some(Spec::Suffix(digits(last)?));
     }
-    let first = digits(first)?;
+    let first_value = digits(first)?;
     let last = if last.is_empty() {
         None
     } else {
-        let last = digits(last)?;
-        if last < first {
+        let last_value = digits(last)?;
+        // Compared as written: saturated values would hide the order of two positions
+        // beyond u64.
+        if numerically_less(last, first) {
             return None;
         }
-        Some(last)
+        Some(last_value)
     };
-    Some(Spec::Int { first, last })
+    Some(Spec::Int {
+        first: first_value,
+        last,
+    })
 }
 
 fn satisfiable(spec: Spec, len: u64) -> Option<(u64, u64)> {
@@ -123,6 +128,13 @@ fn digits(text: &[u8]) -> Option<u64> {
     Some(text.iter().fold(0u64, |n, &d| {
         n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
     }))
+}
+
+/// `a < b` for two runs of ASCII digits of any length.
+fn numerically_less(a: &[u8], b: &[u8]) -> bool {
+    let significant = |d: &[u8]| -> usize { d.iter().position(|&c| c != b'0').unwrap_or(d.len()) };
+    let (a, b) = (&a[significant(a)..], &b[significant(b)..]);
+    (a.len(), a) < (b.len(), b)
 }
 
 fn trim_ows(mut text: &[u8]) -> &[u8] {
@@ -189,6 +201,8 @@ mod tests {
             "bytes=\u{663}-5",
             "bytes=99999999999999999999-5",
             "bytes=5-4",
+            "bytes=33333333333333339900-33333333333333333339",
+            "bytes=010-9",
             "bytes=",
             "bytes=,",
             "bytes=abc",
