@@ -29,10 +29,13 @@
 #                       AddressSanitizer would halve the executions per second; use `address`
 #                       to check the dependencies' unsafe code too)
 #   FUZZ_ARGS           extra libFuzzer flags, e.g. "-max_len=65536 -dict=x.dict"
+#   FUZZ_GROW_CORPUS    1: write the new inputs found into fuzz/corpus/<target> (a campaign, to
+#                       be minimised with cmin before committing); by default they go to a
+#                       temporary directory, so the suite's smoke run leaves the tree clean
 #
 # The corpora are committed, minimised (`cargo fuzz cmin`) after each long campaign, so a fresh
-# clone starts from what earlier campaigns reached; run the smoke on a clean tree and discard
-# what it adds (`git clean -fd fuzz/corpus`) unless it is a campaign worth minimising in.
+# clone starts from what earlier campaigns reached. A campaign that should extend them:
+#   FUZZ_GROW_CORPUS=1 SECONDS_PER_TARGET=600 scripts/fuzz-smoke.sh range, then cmin as above.
 # Crash artifacts are git-ignored: turn one into a test in tests/fuzz_regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,7 @@ SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-30}
 FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/fuzz/target}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-none}
 FUZZ_ARGS=${FUZZ_ARGS:-}
+FUZZ_GROW_CORPUS=${FUZZ_GROW_CORPUS:-0}
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -87,6 +91,13 @@ for t in "${targets[@]}"; do
     corpus=fuzz/corpus/$t
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     log=$log_dir/$t.log
+    # libFuzzer reads every corpus directory given and writes new inputs to the first.
+    if [ "$FUZZ_GROW_CORPUS" = 1 ]; then
+        corpora=("$corpus")
+    else
+        corpora=("$log_dir/new-$t" "$corpus")
+        mkdir -p "${corpora[0]}"
+    fi
     echo "fuzz-smoke: $t for ${SECONDS_PER_TARGET}s (corpus $corpus: $(find "$corpus" -type f | wc -l) inputs)" >&2
     status=0
     # The binary built above, run directly (what `cargo fuzz run` does after rebuilding): the
@@ -95,7 +106,7 @@ for t in "${targets[@]}"; do
     "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" \
         -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=20 \
         -rss_limit_mb=2048 -print_final_stats=1 \
-        $FUZZ_ARGS "$corpus" >"$log" 2>&1 || status=$?
+        $FUZZ_ARGS "${corpora[@]}" >"$log" 2>&1 || status=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
     if [ "$status" -ne 0 ] || grep -q 'Test unit written to' "$log"; then
         tail -n 60 "$log" >&2
@@ -104,8 +115,9 @@ for t in "${targets[@]}"; do
         grep -o 'Test unit written to .*' "$log" | sed 's/^Test unit written to /fuzz-smoke: artifact: /' >&2 || true
         exit 1
     fi
-    summary+=("$(printf '%-16s %10s runs in %ss, corpus %s inputs' "$t" "$runs" "$SECONDS_PER_TARGET" \
-        "$(find "$corpus" -type f | wc -l)")")
+    summary+=("$(printf '%-16s %10s runs in %ss, corpus %s inputs, %s new' "$t" "$runs" \
+        "$SECONDS_PER_TARGET" "$(find "$corpus" -type f | wc -l)" \
+        "$(find "${corpora[0]}" -type f -newer "$log_dir" | wc -l)")")
 done
 
 echo "fuzz-smoke: no crash" >&2

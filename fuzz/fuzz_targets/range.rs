@@ -308,21 +308,21 @@ fn reference(value: &[u8], len: u64) -> RangePlan {
             };
             (suffix > 0 && len > 0).then(|| (len - suffix.min(len), len - 1))
         } else {
-            let Some(first) = number(first) else {
+            // Ordered as written (u128 saturates too): without leading zeros, the longer run
+            // of digits is the larger number.
+            let written = |s: &str| {
+                let s = s.trim_start_matches('0');
+                (s.len(), s.to_string())
+            };
+            let (Some(first_value), last_value) = (number(first), number(last)) else {
                 return RangePlan::Whole;
             };
-            let last = if last.is_empty() {
-                u128::MAX
-            } else {
-                // KNOWN (tests/fuzz_regressions.rs, `plan_sees_last_before_first_beyond_u64`):
-                // `plan` compares positions after saturating them at u64::MAX, so two beyond it
-                // compare equal. Drop `saturated` here once that is fixed.
-                let saturated = |n: u128| n.min(u128::from(u64::MAX));
-                match number(last) {
-                    Some(last) if saturated(last) >= saturated(first) => last,
-                    _ => return RangePlan::Whole,
-                }
+            let last = match (last.is_empty(), last_value) {
+                (true, _) => u128::MAX,
+                (false, Some(value)) if written(last) >= written(first) => value,
+                (false, _) => return RangePlan::Whole,
             };
+            let first = first_value;
             (first < len).then(|| (first, last.min(len - 1)))
         };
         parts.extend(range.map(|(a, b)| (a as u64, b as u64)));
