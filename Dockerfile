@@ -1,7 +1,7 @@
 # Outrider container image: build with the Rust toolchain, run on a slim base as non-root.
 FROM rust:1-bookworm AS build
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake build-essential pkg-config libssl-dev \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake build-essential \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -9,7 +9,7 @@ RUN cargo build --profile dist --locked && cp target/dist/outrider /outrider
 
 FROM debian:bookworm-slim
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates libssl3 curl \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home outrider
 COPY --from=build /outrider /usr/local/bin/outrider

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages Outrider's build needs on Debian/Ubuntu, if any is missing:
-# cmake and a C compiler (Pingora's zlib-ng and zstd are C), pkg-config and libssl-dev
-# (upstream TLS, the default `tls` feature), and the openssl command for the TLS test.
+# cmake and a C compiler (Pingora's zlib-ng, zstd and ring are C), and the openssl command, with
+# which the upstream-TLS test makes its own CA and origin.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(build-essential)
-command -v pkg-config >/dev/null || need+=(pkg-config)
-dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v openssl >/dev/null || need+=(openssl)   # the upstream-TLS test makes its own CA
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""
