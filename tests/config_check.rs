@@ -402,6 +402,27 @@ fn unparsable_listen_addresses() {
     );
 }
 
+/// A token no `Authorization: Bearer` header could carry would lock the operator out of every
+/// mutating endpoint: it is refused, and a plain one is accepted.
+#[test]
+fn admin_tokens_a_header_cannot_carry() {
+    for (token, problem) in [
+        (" s3cret", "' ' at position 0"),
+        ("s3cret ", "' ' at position 6"),
+        ("s3 cret", "' ' at position 2"),
+        ("s3\\tcret", "'\\t' at position 2"),
+        ("s3cr\u{e9}t", "'\u{e9}' at position 4"),
+    ] {
+        let text = format!("[admin]\ntoken = \"{token}\"\n\n{UPSTREAM}");
+        let run = check_text(&text);
+        assert_errors(&run, &[(2, 9, "admin.token", problem)]);
+    }
+    let run = check_text(&format!(
+        "[admin]\ntoken = \"Zm9v.YmFy-_~+/=\"\n\n{UPSTREAM}"
+    ));
+    assert_ok(&run);
+}
+
 #[test]
 fn routes_without_a_name() {
     let text = format!(

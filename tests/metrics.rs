@@ -1181,8 +1181,8 @@ async fn admin_plane_auth_methods_and_limits() {
     // Known paths, wrong method: 405 with Allow, before any token check.
     for (method, path, allow) in [
         ("GET", "/reload", "POST"),
-        ("POST", "/metrics", "GET"),
-        ("DELETE", "/stats", "GET"),
+        ("POST", "/metrics", "GET, HEAD"),
+        ("DELETE", "/stats", "GET, HEAD"),
         ("PUT", "/cache/purge", "POST"),
     ] {
         let resp = send(method, admin(path)).await;

@@ -114,6 +114,18 @@ fn authorized(shared: &Shared, session: &ServerSession) -> bool {
     }
 }
 
+/// The `Allow` of a 405: the path's methods, and HEAD wherever GET is (it is served there).
+fn allowed_methods<'a>(candidates: &[&'a Endpoint]) -> Vec<&'a str> {
+    let mut allow = Vec::with_capacity(candidates.len() + 1);
+    for endpoint in candidates {
+        allow.push(endpoint.method.as_str());
+        if endpoint.method == Method::GET {
+            allow.push("HEAD");
+        }
+    }
+    allow
+}
+
 /// A browser sends `Origin` (and `Sec-Fetch-Site`) with a POST a web page makes; the admin
 /// API's clients (curl, scripts, probes) do not. Without this, any page the operator opens
 /// could make their browser purge the cache or reload the policy on 127.0.0.1 when no token
@@ -166,7 +178,7 @@ impl ServeHttp for AdminApp {
             .iter()
             .find(|e| e.method == method || (method == Method::HEAD && e.method == Method::GET))
         else {
-            let allow: Vec<&str> = candidates.iter().map(|e| e.method.as_str()).collect();
+            let allow = allowed_methods(&candidates);
             let mut resp = text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path} allows {}\n", allow.join(", ")),

@@ -335,6 +335,19 @@ fn limits(l: &schema::Limits, p: &mut Problems) -> LimitsPolicy {
 
 fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {
     let listen = parse_listen(&a.listen, vec![key("admin"), key("listen")], p)?;
+    // A client sends the token as `Authorization: Bearer <token>`, and a header value cannot
+    // carry what this refuses (or loses it to trimming), so such a token could never match:
+    // the operator would be locked out of every mutating endpoint.
+    if let Some((at, c)) = a.token.char_indices().find(|(_, c)| !c.is_ascii_graphic()) {
+        p.add(
+            vec![key("admin"), key("token")],
+            format!(
+                "{c:?} at position {at}: a token must be printable ASCII without spaces \
+                 (it is sent as `Authorization: Bearer <token>`)"
+            ),
+        );
+        return None;
+    }
     Some(AdminPolicy {
         listen,
         token: (!a.token.is_empty()).then(|| a.token.clone()),
