@@ -3,6 +3,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proptest::prelude::*;
 
 use super::fuzzing::{apply_to_store, run_ops, Op, OP_LEN};
+use super::shard::path_start;
 use super::*;
 
 const NOW: u64 = 1_000;
