@@ -3,8 +3,8 @@
 # SOAK_SECS (default 600 s = 10 minutes), while the policy is reloaded every second (two valid
 # files alternating, every fifth an invalid one that must be rejected), the backend is killed
 # and brought back on the same port every FAULT_PERIOD seconds (default 20, down for DOWN,
-# default 4), and the cache is purged every 3 s. It is tests/soak.rs (whose 30 s variant runs
-# in the test suite, debug build) run longer, in release; see that file's doc for the details.
+# default 4), and the cache is purged every 3 s. It is tests/soak/ (whose 30 s variant runs
+# in the test suite, debug build) run longer, in release; see tests/soak/main.rs for the details.
 #
 # It prints a report: requests and rps, responses by status and cause (hit, stale on open,
 # breaker 503, unreachable 502, ...), client-side p50/p90/p99/p99.9/max, RSS and open fds of the
@@ -19,7 +19,7 @@
 # Env:     SOAK_SECS=600      run length, after a warm-up of SOAK_SECS/10 (at most 10 s)
 #          FAULT_PERIOD=      seconds between backend kills (default min(20, SOAK_SECS/3))
 #          DOWN=              seconds the backend stays down each time (default FAULT_PERIOD/5)
-#          STRICT=1           0: the defects the soak found (KNOWN_* in tests/soak.rs, fixed) are
+#          STRICT=1           0: the defects the soak found (KNOWN_* in tests/soak/main.rs, fixed) are
 #                             only reported, not failed on
 #          KEEP=0             1: keep the proxy's conf, process log and access log (path printed)
 #          CARGO_PROFILE=release
