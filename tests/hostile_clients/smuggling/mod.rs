@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::raw_backend::{framing_problem, lossy, Backend, Seen};
+use crate::raw_backend::{find, framing_problem, lossy, Backend, Seen};
 use crate::raw_client::{fresh_request_is_served, parse_all, secs, Client, End, Resp};
 use crate::support::Proxy;
 
@@ -56,13 +56,56 @@ pub(crate) fn post(fields: &str, body: &str) -> String {
     format!("POST /target HTTP/1.1\r\nHost: smuggle.test\r\n{fields}\r\n{body}")
 }
 
+/// The host every case's request names, replaced per case by [`case_host`].
+const CASE_HOST: &[u8] = b"smuggle.test";
+
+/// The host that marks case `index`'s requests: as long as [`CASE_HOST`], so replacing it
+/// changes no length the case declares.
+fn case_host(index: usize) -> String {
+    let host = format!("case{:03}.test", index % 1000);
+    debug_assert_eq!(host.len(), CASE_HOST.len());
+    host
+}
+
+/// A host that marks another case's request. The backend's single-threaded runtime may read
+/// a head the proxy sent for an earlier case (an aborted upload) only after this case has
+/// begun, when the machine is loaded: that request belongs to its own case, not this one.
+fn is_other_case(seen: &Seen, own: &str) -> bool {
+    seen.values("host").iter().any(|h| {
+        h != own
+            && h.len() == CASE_HOST.len()
+            && h.starts_with("case")
+            && h.ends_with(".test")
+            && h[4..7].bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// `request` with every [`CASE_HOST`] (heads, and requests hidden in bodies) made `host`.
+fn tagged(request: &[u8], host: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(request.len());
+    let mut rest = request;
+    while let Some(at) = find(rest, CASE_HOST) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(host.as_bytes());
+        rest = &rest[at + CASE_HOST.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// Runs one case and returns what was observed (for the log) and every broken invariant.
-async fn run_case(proxy: SocketAddr, backend: &Backend, case: &Case) -> (String, Vec<String>) {
+async fn run_case(
+    proxy: SocketAddr,
+    backend: &Backend,
+    case: &Case,
+    index: usize,
+) -> (String, Vec<String>) {
     let mark = backend.mark();
+    let host = case_host(index);
     let mut problems = Vec::new();
     let mut c = Client::connect(proxy).await;
     // The proxy may answer and close before reading everything: a failed write is fine.
-    let _ = c.send(&case.request).await;
+    let _ = c.send(&tagged(&case.request, &host)).await;
     let first = c.response(secs(5)).await;
     let mut after: Vec<Resp> = Vec::new();
     let status = match &first {
@@ -105,8 +148,11 @@ async fn run_case(proxy: SocketAddr, backend: &Backend, case: &Case) -> (String,
         .into_iter()
         .filter(|s| s.path() != "/fresh")
         .collect();
-    let (probes, reqs): (Vec<Seen>, Vec<Seen>) =
-        seen.iter().cloned().partition(|s| s.path() == "/probe");
+    let (probes, reqs): (Vec<Seen>, Vec<Seen>) = seen
+        .iter()
+        .filter(|s| !is_other_case(s, &host))
+        .cloned()
+        .partition(|s| s.path() == "/probe");
     let complete: Vec<&Seen> = reqs.iter().filter(|s| s.complete).collect();
     for s in &seen {
         if s.request_line().contains("smuggled") {
@@ -141,11 +187,13 @@ async fn run_case(proxy: SocketAddr, backend: &Backend, case: &Case) -> (String,
                     if let Some(p) = framing_problem(one) {
                         problems.push(format!("forwarded ambiguously: {p}: {}", one.describe()));
                     }
-                    if case.want != Want::Reject && !case.bodies.contains(&one.body) {
+                    let readings: Vec<Vec<u8>> =
+                        case.bodies.iter().map(|b| tagged(b, &host)).collect();
+                    if case.want != Want::Reject && !readings.contains(&one.body) {
                         problems.push(format!(
                             "forwarded body {:?} is none of the readings {:?}",
                             lossy(&one.body),
-                            case.bodies.iter().map(|b| lossy(b)).collect::<Vec<_>>()
+                            readings.iter().map(|b| lossy(b)).collect::<Vec<_>>()
                         ));
                     }
                 }
@@ -250,8 +298,8 @@ pub(crate) async fn run_cases_with(extra: &str, cases: Vec<Case>) {
     let backend = Backend::start();
     let proxy = Proxy::start(&format!("{}{extra}", backend.upstream_toml()));
     let mut problems = Vec::new();
-    for case in &cases {
-        let (observed, mut found) = run_case(proxy.addr, &backend, case).await;
+    for (index, case) in cases.iter().enumerate() {
+        let (observed, mut found) = run_case(proxy.addr, &backend, case, index).await;
         eprintln!("observed: {observed}");
         problems.append(&mut found);
     }
