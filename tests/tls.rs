@@ -1,6 +1,6 @@
 //! Upstream TLS with SNI, end to end: a real TLS origin (`openssl s_server`) with a certificate
-//! for `localhost` signed by a CA made here, trusted through `SSL_CERT_FILE` (OpenSSL's default
-//! verify paths, which Pingora's connector uses).
+//! for `localhost` signed by a CA made here, trusted through `SSL_CERT_FILE` (which Pingora's
+//! rustls connector reads along with the platform's trust store).
 #![cfg(feature = "tls")]
 
 mod support;
