@@ -1166,14 +1166,14 @@ async fn admin_unknown_path_is_404_and_wrong_method_is_405_with_allow() {
 
     let wrong = http.post(proxy.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(wrong.status(), 405);
-    assert_eq!(header_str(&wrong, "allow"), "GET");
+    assert_eq!(header_str(&wrong, "allow"), "GET, HEAD");
     let wrong = http
         .delete(proxy.admin_url("/readyz"))
         .send()
         .await
         .unwrap();
     assert_eq!(wrong.status(), 405);
-    assert_eq!(header_str(&wrong, "allow"), "GET");
+    assert_eq!(header_str(&wrong, "allow"), "GET, HEAD");
 }
 
 #[tokio::test]
