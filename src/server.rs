@@ -35,6 +35,7 @@ pub struct Launch {
 /// Builds the server for the current policy of `shared`. Listener addresses and thread
 /// counts are read here, once: Pingora cannot rebind at runtime.
 pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
+    install_hangup_handler();
     let policy = shared.policy();
     let grace = policy.server.grace_period;
     let conf = ServerConf {
@@ -116,6 +117,26 @@ pub fn run(server: Server) {
     server.run(RunArgs {
         shutdown_signal: Box::new(UnixSignals),
     });
+}
+
+/// SIGHUP's default action terminates the process, and the reload service subscribes to it
+/// only once its runtime runs, after the listeners answer: a SIGHUP in between (an operator
+/// or a test reloading right after start) killed the sidecar. Tokio's handler is installed
+/// process-wide and outlives the runtime used here (a thread of its own, since the caller
+/// may be inside one); a SIGHUP before the subscription is then dropped, and the policy just
+/// loaded is the file's anyway.
+fn install_hangup_handler() {
+    let installed = std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .is_ok_and(|rt| rt.block_on(async { signal(SignalKind::hangup()).is_ok() }))
+    })
+    .join()
+    .unwrap_or(false);
+    if !installed {
+        warn!("cannot install the SIGHUP handler early; a SIGHUP during start-up would stop the process");
+    }
 }
 
 /// SIGTERM and SIGINT both drain gracefully (a sidecar gets SIGTERM from the kubelet and
