@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
+pub(crate) use crate::support::cache_status::is_hit;
 use crate::support::got::Got;
 use crate::support::{client, Origin, Proxy, Recorded, Reply};
 
@@ -197,16 +198,7 @@ impl Rig {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Got {
-        let mut req = client().request(method, self.proxy.url(path));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        let started = Instant::now();
-        let resp = req.send().await.expect("request through the proxy");
-        Got::read(resp, started).await
+        Got::fetch(method, self.proxy.url(path), headers, body).await
     }
 
     /// GET /cache.
@@ -317,7 +309,7 @@ pub(crate) async fn until_stale(received: Instant, max_age: u64) {
     tokio::time::sleep_until(at.into()).await;
 }
 
-/// Accessors for what the cache adds to a response.
+/// Beside the `Cache-Status` accessors of `support::cache_status`.
 impl Got {
     /// The body with its Content-Encoding undone.
     pub(crate) fn decoded(&self) -> Vec<u8> {
@@ -341,48 +333,6 @@ impl Got {
             Some(other) => panic!("unexpected Content-Encoding {other}"),
         }
     }
-
-    pub(crate) fn cache_status(&self) -> &str {
-        self.header("cache-status").unwrap_or("")
-    }
-
-    pub(crate) fn hit(&self) -> bool {
-        is_hit(self.cache_status())
-    }
-
-    /// A bare parameter of our `Cache-Status` member is present (`stored`, `collapsed`).
-    pub(crate) fn has(&self, name: &str) -> bool {
-        params(self.cache_status()).iter().any(|(k, _)| k == name)
-    }
-
-    /// A parameter's value, unquoted (`fwd`, `fwd-status`, `ttl`, `detail`).
-    pub(crate) fn param(&self, name: &str) -> Option<String> {
-        params(self.cache_status())
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v)
-    }
-}
-
-/// The parameters of the `outrider` member of a `Cache-Status` value (RFC 9211).
-fn params(value: &str) -> Vec<(String, Option<String>)> {
-    let member = value
-        .split(',')
-        .map(str::trim)
-        .find(|m| m.starts_with("outrider"))
-        .unwrap_or("");
-    member
-        .split(';')
-        .skip(1)
-        .map(|p| match p.trim().split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.trim_matches('"').to_string())),
-            None => (p.trim().to_string(), None),
-        })
-        .collect()
-}
-
-pub(crate) fn is_hit(cache_status: &str) -> bool {
-    params(cache_status).iter().any(|(k, _)| k == "hit")
 }
 
 /// Asserts `tag` looks like a generated one: strong, 32 lowercase hex digits.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub(crate) use crate::support::cache_status::is_hit;
 use crate::support::got::Got;
 use crate::support::raw::raw_exchange;
 use crate::support::{client, Origin, Proxy, Recorded, Reply};
@@ -51,16 +52,7 @@ impl Rig {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Got {
-        let mut req = client().request(method, self.proxy.url(path));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        let started = Instant::now();
-        let resp = req.send().await.expect("request through the proxy");
-        Got::read(resp, started).await
+        Got::fetch(method, self.proxy.url(path), headers, body).await
     }
 
     /// Requests the origin saw for `path` (any query).
@@ -146,47 +138,5 @@ where
             "timed out after {deadline:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The parameters of the `outrider` member of a `Cache-Status` value (RFC 9211).
-fn params(value: &str) -> Vec<(String, Option<String>)> {
-    let member = value
-        .split(',')
-        .map(str::trim)
-        .find(|m| m.starts_with("outrider"))
-        .unwrap_or("");
-    member
-        .split(';')
-        .skip(1)
-        .map(|p| match p.trim().split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.trim_matches('"').to_string())),
-            None => (p.trim().to_string(), None),
-        })
-        .collect()
-}
-
-pub(crate) fn is_hit(cache_status: &str) -> bool {
-    params(cache_status).iter().any(|(k, _)| k == "hit")
-}
-
-impl Got {
-    pub(crate) fn cache_status(&self) -> &str {
-        self.header("cache-status").unwrap_or("")
-    }
-
-    pub(crate) fn hit(&self) -> bool {
-        is_hit(self.cache_status())
-    }
-
-    pub(crate) fn has(&self, name: &str) -> bool {
-        params(self.cache_status()).iter().any(|(k, _)| k == name)
-    }
-
-    pub(crate) fn param(&self, name: &str) -> Option<String> {
-        params(self.cache_status())
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v)
     }
 }

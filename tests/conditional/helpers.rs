@@ -1,7 +1,5 @@
 //! The [`Rig`] (origin + proxy) and the helpers every module shares.
 
-use std::time::Instant;
-
 use reqwest::Method;
 
 use crate::support::got::Got;
@@ -53,19 +51,7 @@ impl Rig {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Got {
-        let mut req = client().request(method, self.proxy.url(path));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        let started = Instant::now();
-        Got::read(
-            req.send().await.expect("request through the proxy"),
-            started,
-        )
-        .await
+        Got::fetch(method, self.proxy.url(path), headers, body).await
     }
 
     /// The generated tag of a 200 GET of `path`.

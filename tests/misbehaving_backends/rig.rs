@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::raw_backend::{conf, RawBackend, Step};
+pub(crate) use crate::support::cache_status::is_hit;
 use crate::support::raw::{raw_exchange, raw_header};
 use crate::support::{client, Proxy};
 
@@ -259,13 +260,4 @@ pub(crate) fn dechunk(mut body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&body[..size]);
         body = &body[size + 2..];
     }
-}
-
-/// Whether a `Cache-Status` value's `outrider` member says `hit` (RFC 9211).
-pub(crate) fn is_hit(cache_status: &str) -> bool {
-    cache_status
-        .split(',')
-        .map(str::trim)
-        .find(|m| m.starts_with("outrider"))
-        .is_some_and(|m| m.split(';').skip(1).any(|p| p.trim() == "hit"))
 }

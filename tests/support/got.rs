@@ -27,6 +27,25 @@ impl Got {
         }
     }
 
+    /// Sends `method url` with `headers` (and `body`) on a fresh client and reads the answer.
+    pub async fn fetch(
+        method: reqwest::Method,
+        url: String,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Got {
+        let mut req = super::client().request(method, url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let started = Instant::now();
+        let resp = req.send().await.expect("request through the proxy");
+        Got::read(resp, started).await
+    }
+
     /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

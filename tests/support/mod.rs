@@ -7,6 +7,7 @@
 //! - [`BinaryProxy`]: the built `outrider` binary as a child process, for signals and the CLI.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod cache_status;
 pub mod got;
 pub mod origin;
 pub mod raw;
