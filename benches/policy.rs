@@ -13,7 +13,7 @@ use outrider::config::compile;
 // The shipped binary's allocator, so that allocation-heavy paths cost what they cost there.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use outrider::state::Shared;
+use outrider::proxy::Shared;
 
 /// A policy with `n` routes over 4 upstreams, mixing prefix, regex, host and method matchers.
 fn policy_text(n: usize) -> String {

@@ -1,9 +1,14 @@
 //! Outrider: a sidecar reverse-proxy data plane on Pingora.
 //!
-//! Layout follows the architecture: pure modules (`config`, `compress`, `conditional`, `cache`,
-//! `breaker`, `limits`) know nothing of Pingora (`tests/architecture.rs` checks it); `proxy` wires them into
-//! Pingora's hooks; `admin` serves the operator API; `metrics` owns the registry; `server` assembles the
-//! Pingora `Server`.
+//! Layout follows the architecture, in layers that import only downwards (`tests/it/architecture.rs`
+//! checks both rules):
+//! - pure modules (`config`, `compress`, `conditional`, `cache`, `breaker`, `limits`): HTTP
+//!   semantics and policy, no Pingora, no runtime, none of the layers above;
+//! - `metrics` (the registry, the reload history) and `logging`;
+//! - `proxy`: the pipeline wired into Pingora's hooks, and the state it runs on (`proxy::Active`,
+//!   the bound per-policy snapshot; `proxy::Shared`, what outlives a policy);
+//! - `reload`: file watch, SIGHUP and `POST /reload` → compile → swap;
+//! - `admin`: the operator API; `server`: assembles the Pingora `Server`.
 
 pub mod admin;
 pub mod breaker;
@@ -16,5 +21,5 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
-pub mod state;

@@ -8,12 +8,9 @@
 
 use http::{HeaderMap, Method, Version};
 
-pub use crate::config::policy::LimitsPolicy as Limits;
-
-/// Pingora's parser refuses a request head larger than this with a 400 before any hook runs.
-pub const PARSER_MAX_HEAD_BYTES: u64 = 1_048_575;
-/// Pingora's parser refuses more header fields than this with a 400 before any hook runs.
-pub const PARSER_MAX_HEADERS: usize = 256;
+pub use crate::config::policy::{
+    LimitsPolicy as Limits, PARSER_MAX_HEADERS, PARSER_MAX_HEAD_BYTES,
+};
 
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 use outrider::config::{self, ConfigError};
+use outrider::proxy::Shared;
 use outrider::server::{self, Launch};
-use outrider::state::Shared;
 use outrider::{demo, logging};
 
 #[cfg(not(target_env = "msvc"))]

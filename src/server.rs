@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminApp;
 use crate::proxy::Outrider;
-use crate::state::Shared;
+use crate::proxy::Shared;
 
 /// How the process was started.
 #[derive(Clone, Copy, Debug, Default)]
@@ -178,7 +178,7 @@ struct Reloader(Arc<Shared>);
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        crate::config::reload::watch(self.0.clone(), async move {
+        crate::reload::watch(self.0.clone(), async move {
             wait_for_shutdown(&mut shutdown).await
         })
         .await;

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::{json, AdminRequest};
 use crate::breaker::{Snapshot, UpstreamSnapshot};
-use crate::state::Shared;
+use crate::proxy::Shared;
 
 pub fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     let active = shared.policy();

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::{json, AdminRequest};
 use crate::cache::key::primary_key;
 use crate::config::policy::KeyQueryPolicy;
-use crate::state::Shared;
+use crate::proxy::Shared;
 
 /// What a purge request selects.
 #[derive(Debug, Clone, PartialEq, Eq)]

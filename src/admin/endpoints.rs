@@ -7,8 +7,8 @@ use http::{Method, Response, StatusCode};
 use serde_json::json;
 
 use super::{json, text, AdminRequest, Endpoint};
-use crate::config::reload::{ReloadOutcome, Trigger};
-use crate::state::Shared;
+use crate::proxy::Shared;
+use crate::reload::{ReloadOutcome, Trigger};
 
 pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -171,7 +171,7 @@ fn config(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
 
 /// Reloads the conf file now: 200 with the new generation, or 422 with every error.
 fn reload(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
-    match crate::config::reload::reload(shared, Trigger::Admin) {
+    match crate::reload::reload(shared, Trigger::Admin) {
         ReloadOutcome::Applied {
             generation,
             pending_restart,

@@ -16,7 +16,7 @@ use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::state::Shared;
+use crate::proxy::Shared;
 
 /// Larger admin request bodies are refused: no endpoint needs more than a small JSON object.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -291,7 +291,7 @@ fn server(s: &schema::Server, p: &mut Problems) -> Option<ServerPolicy> {
 }
 
 fn limits(l: &schema::Limits, p: &mut Problems) -> LimitsPolicy {
-    use crate::limits::{PARSER_MAX_HEADERS, PARSER_MAX_HEAD_BYTES};
+    use super::policy::{PARSER_MAX_HEADERS, PARSER_MAX_HEAD_BYTES};
     let at = |name: &str| at(&[key("limits")], &[name]);
     if l.max_header_bytes.0 > PARSER_MAX_HEAD_BYTES {
         p.add(

@@ -36,6 +36,12 @@ pub struct ServerPolicy {
     pub upgrade_sock: std::path::PathBuf,
 }
 
+/// Pingora's parser refuses a request head larger than this with a 400 before any hook runs,
+/// so `[limits] max_header_bytes` above it could never apply.
+pub const PARSER_MAX_HEAD_BYTES: u64 = 1_048_575;
+/// Pingora's parser refuses more header fields than this with a 400 before any hook runs.
+pub const PARSER_MAX_HEADERS: usize = 256;
+
 /// The compiled `[limits]` table: what a client may send (checked in `crate::limits`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitsPolicy {

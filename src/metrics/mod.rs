@@ -5,7 +5,9 @@
 //! Families live outside the policy snapshot, so their series survive reloads; the request path
 //! holds handles resolved in advance and only does `inc`/`observe`.
 
+mod breakers;
 pub mod cache;
+pub mod reloads;
 mod requests;
 pub mod stats;
 
@@ -18,6 +20,7 @@ use prometheus::{
 
 use crate::config::policy::Coding;
 use crate::config::Policy;
+pub use breakers::report_breaker_changes;
 pub use requests::{method_index, StatusCounts, METHODS};
 
 /// Latency buckets from 100 µs to 30 s: a sidecar's hop is sub-millisecond, its backend's

@@ -151,7 +151,7 @@ pub struct StoreHints {
 }
 
 /// The cache's process-wide state. Pingora wants `&'static` storage, so it is leaked once per
-/// [`crate::state::Shared`] and outlives every policy; a reload only changes its limits.
+/// [`crate::proxy::Shared`] and outlives every policy; a reload only changes its limits.
 pub struct CacheBackend {
     pub store: Store<Arc<StoredMeta>>,
     /// Lookups by [`CacheResult`], over all routes, for `GET /cache`'s hit ratio.

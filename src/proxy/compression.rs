@@ -21,9 +21,9 @@ use pingora::http::ResponseHeader;
 use pingora::modules::http::{HttpModule, HttpModuleBuilder, Module};
 use pingora::prelude::*;
 
+use super::Active;
 use crate::compress::{self, Decision, Encoder, ResponseFacts};
 use crate::config::policy::{Coding, CompressionPolicy};
-use crate::state::Active;
 
 /// Registers [`Compression`] once per server.
 pub struct CompressionBuilder;

@@ -4,6 +4,7 @@
 //! this file only knows *where* in Pingora's order each step has to sit, and why.
 
 mod access_log;
+mod active;
 mod buffered;
 mod cache;
 mod cache_storage;
@@ -13,6 +14,7 @@ mod failure;
 mod hygiene;
 mod ranges;
 mod resilience;
+mod state;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,13 +38,13 @@ use pingora::server::configuration::ServerConf;
 use crate::breaker::{Pass, Permit, Rejection};
 use crate::config::policy::{Route, Upstream};
 use crate::metrics::{method_index, Outcome, UpstreamMetrics};
-use crate::state::{Active, InflightGuard, Shared};
 
+pub use active::Active;
 pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub use failure::Failure;
-pub use resilience::report_breaker_changes;
 use resilience::Ended;
+pub use state::{InflightGuard, Shared};
 
 /// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
 pub struct Outrider {

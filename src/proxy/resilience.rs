@@ -19,13 +19,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header;
-use log::{debug, info, warn};
+use log::debug;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use super::{Ctx, Failure};
 use crate::breaker::{self, retry_after_secs, Cause, Changes, Rejection};
-use crate::metrics::{Outcome, UpstreamMetrics};
+use crate::metrics::{report_breaker_changes, Outcome};
 
 /// How one upstream attempt ended, for the breaker and the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,43 +163,6 @@ fn report(ctx: &Ctx, index: usize, changes: Changes) {
         changes,
         ctx.policy.metrics.upstreams.get(route.upstream),
     );
-}
-
-/// The log lines and metrics for breaker transitions: an endpoint's at info (ejection and
-/// return are routine with several endpoints), the upstream's at warn (it is what pages).
-pub fn report_breaker_changes(
-    upstream: &str,
-    endpoint: &str,
-    changes: Changes,
-    metrics: Option<&UpstreamMetrics>,
-) {
-    if let Some(t) = changes.endpoint {
-        info!(
-            "breaker: upstream={upstream} endpoint={endpoint} {} -> {} ({})",
-            t.from.as_str(),
-            t.to.as_str(),
-            t.reason.as_str()
-        );
-    }
-    if let Some((from, to)) = changes.upstream {
-        warn!(
-            "breaker: upstream={upstream} {} -> {}{}",
-            from.as_str(),
-            to.as_str(),
-            match to {
-                breaker::State::Open => ": no endpoint is usable, requests are refused",
-                breaker::State::HalfOpen => ": probing",
-                breaker::State::Closed => ": serving again",
-            }
-        );
-        if let Some(m) = metrics {
-            m.breaker_state.set(to.gauge_value());
-            let index = usize::try_from(to.gauge_value()).unwrap_or(0);
-            if let Some(counter) = m.breaker_transitions.get(index) {
-                counter.inc();
-            }
-        }
-    }
 }
 
 pub(super) fn cause_label(cause: Cause) -> &'static str {

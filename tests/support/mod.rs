@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 
+use outrider::proxy::Shared;
 use outrider::server::{self, Launch};
-use outrider::state::Shared;
 
 #[allow(unused_imports)]
 pub use origin::{Origin, Recorded, Reply};

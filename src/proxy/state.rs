@@ -1,5 +1,6 @@
 //! State shared by the data plane, the admin plane and background services: the current
-//! policy snapshot and the process-level facts that outlive any one policy.
+//! policy snapshot ([`Active`]) and the process-level facts that outlive any one policy (cache,
+//! breaker registry, metrics, reload history, drain state).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,62 +9,13 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::breaker::{Registry, UpstreamGuard};
-use crate::config::reload::{ReloadStatus, Startup};
-use crate::config::Policy;
+use super::active::Active;
+use super::CacheBackend;
+use crate::breaker::Registry;
+use crate::config::{Policy, Startup};
+use crate::metrics::reloads::ReloadStatus;
 use crate::metrics::stats::StatsWindow;
-use crate::metrics::{Bound, Metrics};
-use crate::proxy::CacheBackend;
-
-/// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
-/// so handles and policy indexes always agree.
-pub struct Active {
-    pub policy: Policy,
-    pub metrics: Bound,
-    /// Each upstream's breakers and concurrency limit, indexed like `policy.upstreams`:
-    /// handles onto state that outlives the snapshot (see `breaker::Registry`).
-    pub breakers: Vec<UpstreamGuard>,
-}
-
-impl Active {
-    /// Resolves `policy`'s metric handles and breaker guards, keeping the state of names that
-    /// stay, and shows each upstream's breaker state in its gauge.
-    fn bind(policy: Policy, metrics: &Metrics, registry: &std::sync::Mutex<Registry>) -> Active {
-        let bound = metrics.bind(&policy);
-        let (breakers, changes) = registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .bind(&policy.upstreams, Instant::now());
-        for change in changes {
-            let index = policy
-                .upstreams
-                .iter()
-                .position(|u| u.name == change.upstream);
-            crate::proxy::report_breaker_changes(
-                &change.upstream,
-                &change.endpoint,
-                change.changes,
-                index.and_then(|i| bound.upstreams.get(i)),
-            );
-        }
-        for (guard, m) in breakers.iter().zip(&bound.upstreams) {
-            m.breaker_state.set(guard.state().gauge_value());
-        }
-        Active {
-            policy,
-            metrics: bound,
-            breakers,
-        }
-    }
-}
-
-impl std::ops::Deref for Active {
-    type Target = Policy;
-
-    fn deref(&self) -> &Policy {
-        &self.policy
-    }
-}
+use crate::metrics::Metrics;
 
 pub struct Shared {
     policy: ArcSwap<Active>,

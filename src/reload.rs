@@ -12,46 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use log::{error, info, warn};
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::{compile, ConfigError, Policy};
-use crate::state::Shared;
-
-/// What asked for a reload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    /// The file changed on disk (watch or poll). Skipped when the content did not change.
-    File,
-    /// SIGHUP. Always recompiles.
-    Signal,
-    /// `POST /reload`. Always recompiles.
-    Admin,
-}
-
-/// The reload history that `GET /config` shows.
-#[derive(Clone, Debug, Serialize)]
-pub struct ReloadStatus {
-    pub generation: u64,
-    pub source_sha256: String,
-    #[serde(serialize_with = "rfc3339")]
-    pub loaded_at: SystemTime,
-    pub last_error: Option<ReloadFailure>,
-    /// Changed settings that only a restart applies, as `key: running → in file`.
-    pub pending_restart: Vec<String>,
-    /// Hash of the last content tried, so that an unchanged bad file is reported once.
-    #[serde(skip)]
-    last_attempt_sha256: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ReloadFailure {
-    #[serde(serialize_with = "rfc3339")]
-    pub at: SystemTime,
-    pub trigger: Trigger,
-    pub errors: Vec<String>,
-}
+use crate::config::{compile, sha256_hex, ConfigError};
+pub use crate::metrics::reloads::{ReloadFailure, ReloadStatus, Trigger};
+use crate::proxy::Shared;
 
 #[derive(Debug)]
 pub enum ReloadOutcome {
@@ -61,103 +25,6 @@ pub enum ReloadOutcome {
     },
     Unchanged,
     Failed(Vec<ConfigError>),
-}
-
-/// The settings fixed at startup, to tell what a reload cannot apply.
-#[derive(Clone, Debug)]
-pub struct Startup {
-    policy_server: super::policy::ServerPolicy,
-    admin_listen: std::net::SocketAddr,
-    log_format: super::policy::LogFormat,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*t))
-}
-
-// === impl ReloadStatus ===
-
-impl ReloadStatus {
-    pub fn initial(source_sha256: String) -> ReloadStatus {
-        ReloadStatus {
-            generation: 1,
-            last_attempt_sha256: Some(source_sha256.clone()),
-            source_sha256,
-            loaded_at: SystemTime::now(),
-            last_error: None,
-            pending_restart: Vec::new(),
-        }
-    }
-}
-
-// === impl Startup ===
-
-impl Startup {
-    pub fn of(policy: &Policy) -> Startup {
-        Startup {
-            policy_server: policy.server.clone(),
-            admin_listen: policy.admin.listen,
-            log_format: policy.log.format,
-        }
-    }
-
-    /// Reports what `new` changes that needs a restart, and puts the running values back into
-    /// `new` so that the snapshot describes what is really in effect.
-    fn pin(&self, new: &mut Policy) -> Vec<String> {
-        let mut pending = Vec::new();
-        let running = &self.policy_server;
-        if new.server.listen != running.listen {
-            pending.push(format!(
-                "server.listen: {:?} → {:?}",
-                running.listen, new.server.listen
-            ));
-            new.server.listen = running.listen.clone();
-        }
-        if new.server.threads != running.threads {
-            pending.push(format!(
-                "server.threads: {} → {}",
-                running.threads, new.server.threads
-            ));
-            new.server.threads = running.threads;
-        }
-        if new.server.grace_period != running.grace_period {
-            pending.push(format!(
-                "server.grace_period: {} → {}",
-                humantime::format_duration(running.grace_period),
-                humantime::format_duration(new.server.grace_period)
-            ));
-            new.server.grace_period = running.grace_period;
-        }
-        if new.server.upgrade_sock != running.upgrade_sock {
-            pending.push(format!(
-                "server.upgrade_sock: {} → {}",
-                running.upgrade_sock.display(),
-                new.server.upgrade_sock.display()
-            ));
-            new.server.upgrade_sock = running.upgrade_sock.clone();
-        }
-        if new.admin.listen != self.admin_listen {
-            pending.push(format!(
-                "admin.listen: {} → {}",
-                self.admin_listen, new.admin.listen
-            ));
-            new.admin.listen = self.admin_listen;
-        }
-        if new.log.format != self.log_format {
-            pending.push(
-                format!("log.format: {:?} → {:?}", self.log_format, new.log.format).to_lowercase(),
-            );
-            new.log.format = self.log_format;
-        }
-        for p in &pending {
-            warn!("reload: {p} needs a restart to apply; the rest of the policy is applied");
-        }
-        pending
-    }
 }
 
 /// Runs the reload pipeline once. Reloads are serialized, so generations never interleave.
@@ -217,6 +84,9 @@ pub fn reload(shared: &Shared, trigger: Trigger) -> ReloadOutcome {
         }
         Ok(mut policy) => {
             let pending_restart = shared.startup.pin(&mut policy);
+            for p in &pending_restart {
+                warn!("reload: {p} needs a restart to apply; the rest of the policy is applied");
+            }
             crate::logging::set_level(policy.log.level);
             shared.store_policy(policy);
             status.generation += 1;

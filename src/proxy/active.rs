@@ -1,0 +1,64 @@
+//! The bound per-policy state a request runs on: the compiled policy, the metric handles
+//! resolved for its routes and upstreams, and each upstream's breaker guard. Built once per
+//! policy (at start and on each reload) and swapped whole, so a request that loaded it sees
+//! one consistent snapshot to its end.
+
+use std::time::Instant;
+
+use crate::breaker::{Registry, UpstreamGuard};
+use crate::config::Policy;
+use crate::metrics::{Bound, Metrics};
+
+/// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
+/// so handles and policy indexes always agree.
+pub struct Active {
+    pub policy: Policy,
+    pub metrics: Bound,
+    /// Each upstream's breakers and concurrency limit, indexed like `policy.upstreams`:
+    /// handles onto state that outlives the snapshot (see `breaker::Registry`).
+    pub breakers: Vec<UpstreamGuard>,
+}
+
+impl Active {
+    /// Resolves `policy`'s metric handles and breaker guards, keeping the state of names that
+    /// stay, and shows each upstream's breaker state in its gauge.
+    pub(super) fn bind(
+        policy: Policy,
+        metrics: &Metrics,
+        registry: &std::sync::Mutex<Registry>,
+    ) -> Active {
+        let bound = metrics.bind(&policy);
+        let (breakers, changes) = registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .bind(&policy.upstreams, Instant::now());
+        for change in changes {
+            let index = policy
+                .upstreams
+                .iter()
+                .position(|u| u.name == change.upstream);
+            crate::metrics::report_breaker_changes(
+                &change.upstream,
+                &change.endpoint,
+                change.changes,
+                index.and_then(|i| bound.upstreams.get(i)),
+            );
+        }
+        for (guard, m) in breakers.iter().zip(&bound.upstreams) {
+            m.breaker_state.set(guard.state().gauge_value());
+        }
+        Active {
+            policy,
+            metrics: bound,
+            breakers,
+        }
+    }
+}
+
+impl std::ops::Deref for Active {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        &self.policy
+    }
+}
