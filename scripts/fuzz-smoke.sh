@@ -36,7 +36,7 @@
 # The corpora are committed, minimised (`cargo fuzz cmin`) after each long campaign, so a fresh
 # clone starts from what earlier campaigns reached. A campaign that should extend them:
 #   FUZZ_GROW_CORPUS=1 SECONDS_PER_TARGET=600 scripts/fuzz-smoke.sh range, then cmin as above.
-# Crash artifacts are git-ignored: turn one into a test in tests/fuzz_regressions.rs.
+# Crash artifacts are git-ignored: turn one into a test in tests/it/fuzz_regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,7 +4,7 @@
 //! rest, decoded lossily as UTF-8, is the `Accept-Encoding` value. It must never panic, and the
 //! answer must equal a naive reference model: a coding of `policy.algorithms` with the highest
 //! client weight (> 0), ties to the earlier one, or `None`. The model is shared with
-//! `tests/compress_negotiate.rs` (by path), which runs the same check on stable.
+//! `tests/it/compress_negotiate.rs` (by path), which runs the same check on stable.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -59,5 +59,5 @@ fn policy_from(selector: u8) -> CompressionPolicy {
     }
 }
 
-#[path = "../../tests/support/negotiate_model.rs"]
+#[path = "../../tests/it/support/negotiate_model.rs"]
 mod model;

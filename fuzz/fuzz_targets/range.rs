@@ -25,7 +25,7 @@
 //!   yields a 206, and no byte outside the body is ever promised.
 //!
 //! Pingora's own reading of `Range` has bugs this target found (see
-//! `tests/fuzz_regressions.rs`), which is why the proxy no longer hands it the raw field.
+//! `tests/it/fuzz_regressions.rs`), which is why the proxy no longer hands it the raw field.
 #![no_main]
 
 use std::ops::Range;

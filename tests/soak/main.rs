@@ -33,7 +33,7 @@
 //! (the binary, its RSS and fds) · [`load`] (the clients and their tally) · [`background`]
 //! (reloads, purges, admin reads, faults, samples) · [`report`] · [`run`] (the test).
 
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 mod background;
