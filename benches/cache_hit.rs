@@ -4,6 +4,10 @@
 //! copy), and what storing a response costs (`get_miss_handler`, `write_body`, `finish`,
 //! which hashes the body for its ETag). 10,000 objects of 4 KiB, as in DESIGN.md's budget.
 
+// A benchmark's setup states its expectations with unwrap/expect; the crate lints deny them
+// in shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -6,6 +6,10 @@
 //! Objects are 4 KiB bodies with an `Arc` meta, as the adapter stores them, each with its own
 //! allocations: shared ones would make concurrent hits fight over one reference count.
 
+// A benchmark's setup states its expectations with unwrap/expect; the crate lints deny them
+// in shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

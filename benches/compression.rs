@@ -9,6 +9,10 @@
 //! show that cost. Every iteration includes creating the encoder, as one response does.
 //! The compressed size of each variant is printed once, before it is measured.
 
+// A benchmark's setup states its expectations with unwrap/expect; the crate lints deny them
+// in shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

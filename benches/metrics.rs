@@ -13,6 +13,10 @@
 //! same route and upstream, the worst case of a single hot route, and report the wall time per
 //! request per thread.
 
+// A benchmark's setup states its expectations with unwrap/expect; the crate lints deny them
+// in shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -13,6 +13,9 @@
 //!   is positive and no longer than the open period, a disabled breaker allows everything;
 //! - window failures never exceed window requests; nothing panics.
 
+// A fuzzing model reports a bug by panicking: that is how libFuzzer and proptest see it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use super::{Admission, Breaker, Jitter, Outcome, Pass, State, Transition, HALF_OPEN_RETRY_AFTER};

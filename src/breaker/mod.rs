@@ -74,6 +74,9 @@ mod state;
 mod upstream;
 mod window;
 
+/// The fuzzing model: compiled only for unit tests and the fuzz crate (`--cfg fuzzing`), not
+/// shipped.
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
 

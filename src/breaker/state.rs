@@ -514,11 +514,13 @@ impl Breaker {
     }
 
     /// The round's size, for the fuzz harness's invariants.
+    #[cfg(any(test, fuzzing))]
     pub(super) fn round_probes(&self) -> u32 {
         self.shared.cold.lock().round.probes
     }
 
     /// The current generation, for the fuzz harness's invariants.
+    #[cfg(any(test, fuzzing))]
     pub(super) fn generation(&self) -> u64 {
         self.shared.load_word().generation()
     }
@@ -581,6 +583,7 @@ impl Pass {
 
     /// For the fuzz harness, which checks that the round's `in_flight` matches the probe passes
     /// it holds.
+    #[cfg(any(test, fuzzing))]
     pub(super) fn generation(&self) -> u64 {
         self.generation
     }

@@ -92,16 +92,15 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, COOKIE, DATE, ETAG,
-    EXPIRES, LAST_MODIFIED, LOCATION, PRAGMA, SET_COOKIE, TRANSFER_ENCODING, VARY,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, COOKIE, DATE, ETAG, EXPIRES, LAST_MODIFIED,
+    PRAGMA, SET_COOKIE, TRANSFER_ENCODING, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::control::{targeted, CacheControl, MaxStale, MAX_DELTA_SECONDS};
-use super::key::{primary_key, UrlParts};
-use super::status::{CacheStatus, Fwd};
+use super::key::UrlParts;
 use crate::conditional::parse_http_date;
-use crate::config::policy::{KeyQueryPolicy, RouteCachePolicy};
+use crate::config::policy::RouteCachePolicy;
 
 /// The status codes a cache may store without explicit freshness (RFC 9110 §15.1).
 pub const HEURISTIC_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
@@ -733,7 +732,10 @@ impl NotStoredReason {
     }
 }
 
+// The fuzzing model: compiled for unit tests and the fuzz crate (`--cfg fuzzing`), not shipped.
+#[cfg(any(test, fuzzing))]
 mod fuzzing;
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub use fuzzing::fuzz_check;
 

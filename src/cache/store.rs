@@ -774,7 +774,8 @@ impl<M> Hit<M> {
 /// The operations the fuzz target (`fuzz/fuzz_targets/cache_store.rs`), the proptests and the
 /// stress test run, decoded from bytes, and a reference model of the store's behaviour that
 /// every single-threaded run is compared with. Public only so that the fuzz crate can call it;
-/// compiled and exercised by `cargo test`.
+/// compiled only for `cargo test` and the fuzz crate (`--cfg fuzzing`), not shipped.
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
 

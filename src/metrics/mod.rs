@@ -197,6 +197,9 @@ pub struct Bound {
 }
 
 impl Metrics {
+    // Static metric definitions (constant names, help and labels, never input) fail only on an
+    // invalid name, which the unit tests would catch at once.
+    #[allow(clippy::expect_used)]
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let config = ConfigMetrics::register(&registry);
@@ -463,6 +466,9 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(
     collector
 }
 
+// Static metric definitions (constant names, help and labels, never input) fail only on an
+// invalid name, which the unit tests would catch at once.
+#[allow(clippy::expect_used)]
 fn histogram_vec(name: &str, help: &str, label: &str) -> HistogramVec {
     HistogramVec::new(
         HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
@@ -471,12 +477,16 @@ fn histogram_vec(name: &str, help: &str, label: &str) -> HistogramVec {
     .expect("static metric definition is valid")
 }
 
-// Metric definitions below are compile-time constants (names, help, label names), never input;
-// they only fail on an invalid name, which the unit test below would catch.
+// Static metric definitions (constant names, help and labels, never input) fail only on an
+// invalid name, which the unit tests would catch at once.
+#[allow(clippy::expect_used)]
 fn int_counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition is valid")
 }
 
+// Static metric definitions (constant names, help and labels, never input) fail only on an
+// invalid name, which the unit tests would catch at once.
+#[allow(clippy::expect_used)]
 fn int_gauge(name: &str, help: &str) -> IntGauge {
     IntGauge::new(name, help).expect("static metric definition is valid")
 }

@@ -148,11 +148,7 @@ async fn upstream_tls_verifies_the_certificate_against_the_sni() {
     assert_eq!(resp.text().await.unwrap(), "hello over tls\n");
 
     // The certificate is for localhost: a different SNI must fail verification, not pass.
-    let resp = client()
-        .get(url("/bad/hello.txt"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(url("/bad/hello.txt")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.unwrap();
     assert!(body.contains("wrong_name"), "{body}");

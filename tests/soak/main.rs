@@ -33,6 +33,10 @@
 //! (the binary, its RSS and fds) · [`load`] (the clients and their tally) · [`background`]
 //! (reloads, purges, admin reads, faults, samples) · [`report`] · [`run`] (the test).
 
+// Tests state their expectations with unwrap/expect/panic; the crate lints deny them in
+// the shipped code only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../it/support/mod.rs"]
 mod support;
 

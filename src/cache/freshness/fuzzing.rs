@@ -1,6 +1,14 @@
 //! The cache semantics' fuzz check: what must hold for any request and response fields.
 
+// A fuzzing model reports a bug by panicking: that is how libFuzzer and proptest see it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use http::header::{CONTENT_LOCATION, LOCATION};
+
+use super::super::key::primary_key;
+use super::super::status::{CacheStatus, Fwd};
 use super::*;
+use crate::config::policy::KeyQueryPolicy;
 
 /// The body of `fuzz/fuzz_targets/cache_control.rs`, here so that `cargo test` runs it on
 /// random input too. Not an API.

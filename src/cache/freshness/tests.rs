@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::policy::KeyQueryPolicy;
 
 use proptest::prelude::*;
 use NotStoredReason as N;

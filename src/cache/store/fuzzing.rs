@@ -1,3 +1,6 @@
+// A fuzzing model reports a bug by panicking: that is how libFuzzer and proptest see it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, UNIX_EPOCH};
 

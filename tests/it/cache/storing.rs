@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
-use crate::cache::helpers::{generated, is_hit, not_modified, ok, poll_get, req_header, route, Rig, ON};
+use crate::cache::helpers::{
+    generated, is_hit, not_modified, ok, poll_get, req_header, route, Rig, ON,
+};
 use crate::support::raw::{raw_exchange, raw_header};
 use crate::support::Reply;
 

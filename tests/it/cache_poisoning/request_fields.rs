@@ -1,6 +1,8 @@
 //! Request fields a client controls: forwarding headers, unkeyed fields, `Host`.
 
-use crate::cache_poisoning::helpers::{all_values, header_of, is_hit, path_of, raw_get, Rig, SHARED};
+use crate::cache_poisoning::helpers::{
+    all_values, header_of, is_hit, path_of, raw_get, Rig, SHARED,
+};
 use crate::support::raw::{raw_exchange, raw_header};
 use crate::support::Reply;
 

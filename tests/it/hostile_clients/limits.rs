@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::hostile_clients::raw_backend::{lossy, Backend, Seen};
-use crate::hostile_clients::raw_client::{fresh_request_is_served, in_, one_shot, parse_all, secs, Client, End};
+use crate::hostile_clients::raw_client::{
+    fresh_request_is_served, in_, one_shot, parse_all, secs, Client, End,
+};
 use crate::support::Proxy;
 
 // ======================================================================================

@@ -5,7 +5,9 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::hostile_clients::raw_backend::Backend;
-use crate::hostile_clients::raw_client::{eventually, fresh_request_is_served, in_, one_shot, secs};
+use crate::hostile_clients::raw_client::{
+    eventually, fresh_request_is_served, in_, one_shot, secs,
+};
 use crate::support::Proxy;
 
 // ======================================================================================

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use crate::hostile_clients::raw_backend::{find, framing_problem, lossy, Backend, Seen};
-use crate::hostile_clients::raw_client::{fresh_request_is_served, parse_all, secs, Client, End, Resp};
+use crate::hostile_clients::raw_client::{
+    fresh_request_is_served, parse_all, secs, Client, End, Resp,
+};
 use crate::support::Proxy;
 
 mod framing;
