@@ -8,13 +8,11 @@
 
 use http::{HeaderMap, Method, Version};
 
-pub use crate::config::policy::{
-    LimitsPolicy as Limits, PARSER_MAX_HEADERS, PARSER_MAX_HEAD_BYTES,
-};
+pub(crate) use crate::config::policy::LimitsPolicy as Limits;
 
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Violation {
+pub(crate) enum Violation {
     RequestLineTooLong { len: u64, max: u64 },
     HeadersTooLarge { len: u64, max: u64 },
     TooManyHeaders { count: usize, max: usize },
@@ -22,7 +20,7 @@ pub enum Violation {
 }
 
 impl Violation {
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Violation::RequestLineTooLong { .. } => 414,
             Violation::HeadersTooLarge { .. } | Violation::TooManyHeaders { .. } => 431,
@@ -31,7 +29,7 @@ impl Violation {
     }
 
     /// A stable label for logs and metrics.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Violation::RequestLineTooLong { .. } => "request_line_too_long",
             Violation::HeadersTooLarge { .. } => "headers_too_large",
@@ -42,7 +40,7 @@ impl Violation {
 
     /// The response body: the status line and which limit, so a developer hitting it knows
     /// which knob to turn.
-    pub fn message(self) -> String {
+    pub(crate) fn message(self) -> String {
         match self {
             Violation::RequestLineTooLong { len, max } => format!(
                 "414 URI Too Long: the request line is {len} bytes; the limit is {max} (limits.max_request_line)\n"
@@ -62,7 +60,7 @@ impl Violation {
 
 /// Checks a parsed request head against the limits. `target` is the request target as sent
 /// (Pingora keeps the raw bytes); the line length counts the two spaces and the version.
-pub fn check_head(
+pub(crate) fn check_head(
     limits: &Limits,
     method: &Method,
     target: &[u8],
@@ -100,7 +98,10 @@ pub fn check_head(
 }
 
 /// Checks a declared `Content-Length` before any of the body is read.
-pub fn check_declared_body(limits: &Limits, content_length: Option<u64>) -> Result<(), Violation> {
+pub(crate) fn check_declared_body(
+    limits: &Limits,
+    content_length: Option<u64>,
+) -> Result<(), Violation> {
     match (limits.max_body, content_length) {
         (Some(max), Some(len)) if len > max => Err(Violation::BodyTooLarge { len, max }),
         _ => Ok(()),
@@ -110,12 +111,12 @@ pub fn check_declared_body(limits: &Limits, content_length: Option<u64>) -> Resu
 /// Counts body bytes as they stream in; refuses once the total passes the limit. For chunked
 /// bodies, whose size is known only at the end.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct BodyMeter {
+pub(crate) struct BodyMeter {
     seen: u64,
 }
 
 impl BodyMeter {
-    pub fn add(&mut self, limits: &Limits, chunk_len: usize) -> Result<(), Violation> {
+    pub(crate) fn add(&mut self, limits: &Limits, chunk_len: usize) -> Result<(), Violation> {
         self.seen = self.seen.saturating_add(chunk_len as u64);
         match limits.max_body {
             Some(max) if self.seen > max => Err(Violation::BodyTooLarge {

@@ -42,7 +42,7 @@ pub fn init(policy: &LogPolicy) {
 }
 
 /// Applies `[log] level` from a reloaded policy, unless `RUST_LOG` pins the filters.
-pub fn set_level(level: log::LevelFilter) {
+pub(crate) fn set_level(level: log::LevelFilter) {
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(level);
     }

@@ -14,11 +14,11 @@ use log::{error, info, warn};
 use notify::{RecursiveMode, Watcher};
 
 use crate::config::{compile, sha256_hex, ConfigError};
-pub use crate::metrics::reloads::{ReloadFailure, ReloadStatus, Trigger};
+pub(crate) use crate::metrics::reloads::{ReloadFailure, Trigger};
 use crate::proxy::Shared;
 
 #[derive(Debug)]
-pub enum ReloadOutcome {
+pub(crate) enum ReloadOutcome {
     Applied {
         generation: u64,
         pending_restart: Vec<String>,
@@ -28,7 +28,7 @@ pub enum ReloadOutcome {
 }
 
 /// Runs the reload pipeline once. Reloads are serialized, so generations never interleave.
-pub fn reload(shared: &Shared, trigger: Trigger) -> ReloadOutcome {
+pub(crate) fn reload(shared: &Shared, trigger: Trigger) -> ReloadOutcome {
     let mut status = shared.reload_status_lock();
     let Some(path) = shared.config_path.as_deref() else {
         let err = ConfigError {
@@ -136,7 +136,7 @@ fn watch_dirs(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Watches the conf file and SIGHUP until `shutdown` resolves, reloading on each.
-pub async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
+pub(crate) async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     if hangup.is_none() {
         warn!("cannot install the SIGHUP handler; reload with POST /reload or by editing the file");

@@ -142,7 +142,7 @@ fn install_hangup_handler() {
 /// SIGTERM and SIGINT both drain gracefully (a sidecar gets SIGTERM from the kubelet and
 /// SIGINT from a terminal; neither should cut requests off), SIGQUIT hands the listeners to
 /// an upgraded process. Pingora's default treats SIGINT as an immediate stop.
-pub struct UnixSignals;
+pub(crate) struct UnixSignals;
 
 #[async_trait]
 impl ShutdownSignalWatch for UnixSignals {

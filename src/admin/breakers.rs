@@ -14,7 +14,7 @@ use super::{json, AdminRequest};
 use crate::breaker::{Snapshot, UpstreamSnapshot};
 use crate::proxy::Shared;
 
-pub fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+pub(crate) fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     let active = shared.policy();
     let (now, wall) = (Instant::now(), SystemTime::now());
     let mut upstreams = Map::new();

@@ -81,7 +81,7 @@ pub fn parse_purge(body: &[u8]) -> Result<Selector, String> {
     }
 }
 
-pub fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
+pub(crate) fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
     let selector = match parse_purge(&req.body) {
         Ok(s) => s,
         Err(message) => return json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
@@ -138,7 +138,7 @@ fn normalise_url(shared: &Shared, url: &str) -> Result<Target, String> {
     }
 }
 
-pub fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+pub(crate) fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
     let stats = shared.cache.store.stats();
     let lookups = shared.cache.lookups();
     let served = lookups.hit + lookups.stale;

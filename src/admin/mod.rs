@@ -23,8 +23,6 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// What a handler sees of the request.
 pub struct AdminRequest {
-    pub method: Method,
-    pub path: String,
     pub query: Option<String>,
     pub body: Bytes,
 }
@@ -41,17 +39,17 @@ pub struct Endpoint {
 
 pub use endpoints::ENDPOINTS;
 
-pub struct AdminApp {
+pub(crate) struct AdminApp {
     shared: Arc<Shared>,
 }
 
 impl AdminApp {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         AdminApp { shared }
     }
 }
 
-pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Vec<u8>> {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Vec<u8>> {
     reply(
         status,
         "text/plain; charset=utf-8",
@@ -59,7 +57,7 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Vec<u8>> {
     )
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Vec<u8>> {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Vec<u8>> {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
     body.push(b'\n');
     reply(status, "application/json", body)
@@ -210,12 +208,7 @@ impl ServeHttp for AdminApp {
             Ok(body) => body,
             Err(resp) => return resp,
         };
-        let request = AdminRequest {
-            method,
-            path,
-            query,
-            body,
-        };
+        let request = AdminRequest { query, body };
         (endpoint.handler)(&self.shared, &request)
     }
 }

@@ -22,7 +22,7 @@ use super::{Admission, Breaker, Jitter, Outcome, Pass, State, Transition, HALF_O
 use crate::config::policy::BreakerPolicy;
 
 /// An opcode and an argument.
-pub const OP_LEN: usize = 2;
+pub(crate) const OP_LEN: usize = 2;
 
 /// Clock steps: none, a nanosecond, around bucket and open-period edges, and past everything.
 const STEPS: [Duration; 8] = [

@@ -19,7 +19,7 @@ pub struct Jitter {
 impl Jitter {
     /// ±10%: enough to spread a fleet's probes across a tenth of `open_for` either way,
     /// small enough that `open_for` still means what the operator wrote.
-    pub const DEFAULT_PERCENT: u8 = 10;
+    pub(crate) const DEFAULT_PERCENT: u8 = 10;
 
     /// Backoffs are used as they are.
     pub const fn none() -> Self {
@@ -36,7 +36,7 @@ impl Jitter {
     }
 
     /// ±`percent` (at most 100), from `seed`.
-    pub const fn with_percent(seed: u64, percent: u8) -> Self {
+    pub(crate) const fn with_percent(seed: u64, percent: u8) -> Self {
         Jitter {
             percent: if percent > 100 { 100 } else { percent },
             state: seed,
@@ -45,7 +45,7 @@ impl Jitter {
 
     /// The next jittered delay for `backoff`, computed in whole nanoseconds without floating
     /// point. Saturates at `u64::MAX` nanoseconds (584 years).
-    pub fn apply(&mut self, backoff: Duration) -> Duration {
+    pub(crate) fn apply(&mut self, backoff: Duration) -> Duration {
         let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
         if self.percent == 0 {
             return Duration::from_nanos(nanos);

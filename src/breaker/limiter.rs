@@ -56,16 +56,16 @@ impl Limiter {
 
     /// A reload's new limit. Lowering it below what is in flight revokes nothing: new requests
     /// are turned away until enough finish.
-    pub fn set_max(&self, max: usize) {
+    pub(crate) fn set_max(&self, max: usize) {
         self.shared.max.store(max, Ordering::Relaxed);
     }
 
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.shared.max.load(Ordering::Relaxed)
     }
 
     /// Requests holding a permit now (the `outrider_inflight_requests` gauge).
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Relaxed)
     }
 }

@@ -91,7 +91,6 @@ pub use upstream::{
     Cause, Changes, Chosen, Registry, Rejection, ReloadChange, UpstreamGuard, UpstreamSnapshot,
     OVER_LIMIT_RETRY_AFTER,
 };
-pub use window::Counts;
 
 #[cfg(test)]
 mod tests;

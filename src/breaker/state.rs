@@ -111,9 +111,9 @@ pub struct Pass {
 /// A state change, reported once, by the call that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Transition {
-    pub from: State,
-    pub to: State,
-    pub reason: Reason,
+    pub(crate) from: State,
+    pub(crate) to: State,
+    pub(crate) reason: Reason,
 }
 
 /// Why a transition happened, for the log line.
@@ -138,26 +138,26 @@ pub enum Reason {
 /// What `GET /breakers` and the metrics show. Instants are the caller's to convert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// A disabled breaker shows as closed.
-    pub state: State,
+    pub(crate) state: State,
     /// Requests and failures in the window. Kept while open, so they show what tripped it
     /// (ageing out as time passes); emptied when the breaker closes again.
-    pub window: Counts,
-    pub consecutive_failures: u32,
+    pub(crate) window: Counts,
+    pub(crate) consecutive_failures: u32,
     /// When the breaker last opened; `None` while closed.
-    pub opened_at: Option<Instant>,
+    pub(crate) opened_at: Option<Instant>,
     /// While open: when the next probe may be admitted. It is admitted by the first request
     /// that arrives from then on, so this can be in the past while the breaker still shows
     /// open. `None` otherwise.
-    pub next_probe_at: Option<Instant>,
+    pub(crate) next_probe_at: Option<Instant>,
     /// The backoff (before jitter) of the current opening, or of the next one while closed:
     /// `open_for` doubled for each failed probe round, capped at `max_open_for`.
-    pub open_for: Duration,
+    pub(crate) open_for: Duration,
     /// While half-open: probes admitted and not yet finished, and probes that succeeded, in
     /// this round.
-    pub probes_in_flight: u32,
-    pub probe_successes: u32,
+    pub(crate) probes_in_flight: u32,
+    pub(crate) probe_successes: u32,
 }
 
 /// Everything behind the handle.
@@ -305,7 +305,7 @@ impl Breaker {
     /// - `enabled = false` closes the breaker (reporting open/half-open → closed) and empties
     ///   it, and from then on it allows everything and counts nothing; `enabled = true` again
     ///   starts it closed and empty.
-    pub fn reconfigure(&self, policy: &BreakerPolicy) -> Option<Transition> {
+    pub(crate) fn reconfigure(&self, policy: &BreakerPolicy) -> Option<Transition> {
         let shared = &*self.shared;
         let mut cold = shared.cold.lock();
         shared.store_thresholds(policy);
@@ -341,12 +341,12 @@ impl Breaker {
     }
 
     /// The current state, from one atomic load (for the `breaker_state` gauge).
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.shared.load_word().code().state()
     }
 
     /// Everything `GET /breakers` shows, with the window as seen at `now`.
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
+    pub(crate) fn snapshot(&self, now: Instant) -> Snapshot {
         let shared = &*self.shared;
         let cold = shared.cold.lock();
         let word = shared.load_word();
@@ -538,7 +538,7 @@ impl fmt::Debug for Breaker {
 
 impl State {
     /// The `to` label of `outrider_breaker_transitions_total`, and the JSON name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Closed => "closed",
             State::Open => "open",
@@ -548,7 +548,7 @@ impl State {
 
     /// The value of the `outrider_breaker_state` gauge: 0 closed, 1 half-open, 2 open, so
     /// that higher is worse.
-    pub fn gauge_value(self) -> i64 {
+    pub(crate) fn gauge_value(self) -> i64 {
         match self {
             State::Closed => 0,
             State::HalfOpen => 1,
@@ -557,29 +557,17 @@ impl State {
     }
 }
 
-// === impl Admission ===
-
-impl Admission {
-    /// The transition this admission made, if any (only a probe's can).
-    pub fn transition(&self) -> Option<Transition> {
-        match self {
-            Admission::Probe { transition, .. } => *transition,
-            Admission::Allow(_) | Admission::Reject { .. } => None,
-        }
-    }
-}
-
 // === impl Pass ===
 
 impl Pass {
     /// Whether this pass is a half-open probe.
-    pub fn is_probe(&self) -> bool {
+    pub(crate) fn is_probe(&self) -> bool {
         self.probe.is_some()
     }
 
     /// Ends the request without an outcome (the client went away): the same as dropping the
     /// pass, spelled out for the call site.
-    pub fn release(self) {}
+    pub(crate) fn release(self) {}
 
     /// For the fuzz harness, which checks that the round's `in_flight` matches the probe passes
     /// it holds.
@@ -609,7 +597,7 @@ impl fmt::Debug for Pass {
 // === impl Reason ===
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::ConsecutiveFailures => "consecutive_failures",
             Reason::FailureRate => "failure_rate",

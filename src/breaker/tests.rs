@@ -3,6 +3,7 @@
 //! random operation sequences (those two in `tests/concurrency.rs`). The window, jitter, limiter and endpoint picking are tested
 //! beside their code.
 
+use super::window::Counts;
 use std::time::{Duration, Instant};
 
 use super::*;

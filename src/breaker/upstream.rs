@@ -57,8 +57,8 @@ pub enum Cause {
 /// A refused request: why, and how long until trying again makes sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejection {
-    pub cause: Cause,
-    pub retry_after: Duration,
+    pub(crate) cause: Cause,
+    pub(crate) retry_after: Duration,
 }
 
 /// An endpoint chosen for one attempt.
@@ -69,24 +69,24 @@ pub struct Chosen {
     pub pass: Pass,
     /// The endpoint's transition that choosing it caused (open → half-open), already settled
     /// into the upstream's state.
-    pub changes: Changes,
+    pub(crate) changes: Changes,
 }
 
 /// The transitions one call caused: the endpoint's own, and the upstream's if the endpoint's
 /// moved it. Each is reported by exactly one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes {
-    pub endpoint: Option<Transition>,
-    pub upstream: Option<(State, State)>,
+    pub(crate) endpoint: Option<Transition>,
+    pub(crate) upstream: Option<(State, State)>,
 }
 
 /// What `GET /breakers` shows for one upstream.
 #[derive(Debug, Clone)]
 pub struct UpstreamSnapshot {
-    pub state: State,
-    pub in_flight: usize,
-    pub max_concurrent: usize,
-    pub endpoints: Vec<(Arc<str>, Snapshot)>,
+    pub(crate) state: State,
+    pub(crate) in_flight: usize,
+    pub(crate) max_concurrent: usize,
+    pub(crate) endpoints: Vec<(Arc<str>, Snapshot)>,
 }
 
 // === impl UpstreamGuard ===
@@ -106,7 +106,7 @@ impl UpstreamGuard {
     }
 
     /// Like [`Self::choose`], never `skip`: where a retry goes after `skip` refused.
-    pub fn choose_other(
+    pub(crate) fn choose_other(
         &self,
         start: usize,
         skip: usize,
@@ -143,15 +143,16 @@ impl UpstreamGuard {
     }
 
     /// The upstream-level state (see the module doc), from one atomic load per endpoint.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         derive(&self.endpoints)
     }
 
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
         self.limiter.in_flight()
     }
 
-    pub fn snapshot(&self, now: Instant) -> UpstreamSnapshot {
+    pub(crate) fn snapshot(&self, now: Instant) -> UpstreamSnapshot {
         UpstreamSnapshot {
             state: self.state(),
             in_flight: self.limiter.in_flight(),
@@ -216,9 +217,9 @@ struct Kept {
 /// A transition a reload caused (a breaker disabled while open), for the log and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadChange {
-    pub upstream: Arc<str>,
-    pub endpoint: Arc<str>,
-    pub changes: Changes,
+    pub(crate) upstream: Arc<str>,
+    pub(crate) endpoint: Arc<str>,
+    pub(crate) changes: Changes,
 }
 
 impl Registry {

@@ -33,17 +33,17 @@ use parking_lot::Mutex;
 
 /// Ten buckets, as in linkerd's `SuccessRateWindow`: the window slides in tenths, so an old
 /// burst leaves it in ten steps rather than all at once, and a record stays O(1).
-pub const BUCKETS: usize = 10;
+pub(crate) const BUCKETS: usize = 10;
 
 /// More shards than the worker threads Outrider runs (2 by default), so that every thread has
 /// its own; a few threads sharing a shard still count exactly, they only contend.
-pub const SHARDS: usize = 8;
+pub(crate) const SHARDS: usize = 8;
 
 /// Requests and failures counted in the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub requests: u64,
-    pub failures: u64,
+pub(crate) struct Counts {
+    pub(crate) requests: u64,
+    pub(crate) failures: u64,
 }
 
 /// All the shards. Each record goes to the calling thread's shard; reads sum them all.

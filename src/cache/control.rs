@@ -62,7 +62,7 @@ use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// 2^31: the largest delta-seconds kept; anything larger saturates to it (RFC 9111 §1.2.2).
-pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// The directives of one or more `Cache-Control` field lines (or of one targeted field).
 ///
@@ -70,55 +70,55 @@ pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// fields matter depends on the message. Durations are whole seconds, at most
 /// [`MAX_DELTA_SECONDS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CacheControl {
+pub(crate) struct CacheControl {
     // --- Request and response ---
     /// `no-store` (§5.2.1.5, §5.2.2.5).
-    pub no_store: bool,
+    pub(crate) no_store: bool,
     /// Unqualified `no-cache` (§5.2.1.4, §5.2.2.4): every reuse needs validation.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// The field names of a qualified `no-cache="a, b"`, lowercased: those fields must not be
     /// reused without validation (a cache strips them).
-    pub no_cache_fields: Vec<HeaderName>,
+    pub(crate) no_cache_fields: Vec<HeaderName>,
     /// `max-age` (§5.2.1.1, §5.2.2.1); invalid or conflicting → zero.
-    pub max_age: Option<Duration>,
+    pub(crate) max_age: Option<Duration>,
     /// `no-transform` (§5.2.1.6, §5.2.2.6).
-    pub no_transform: bool,
+    pub(crate) no_transform: bool,
     /// `stale-if-error` (RFC 5861 §4), which both requests and responses may carry.
-    pub stale_if_error: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
 
     // --- Response ---
     /// Unqualified `private` (§5.2.2.7): a shared cache must not store the response.
-    pub private: bool,
+    pub(crate) private: bool,
     /// The field names of a qualified `private="a, b"`, lowercased: a shared cache must not
     /// store those fields.
-    pub private_fields: Vec<HeaderName>,
+    pub(crate) private_fields: Vec<HeaderName>,
     /// `public` (§5.2.2.9).
-    pub public: bool,
+    pub(crate) public: bool,
     /// `must-revalidate` (§5.2.2.2).
-    pub must_revalidate: bool,
+    pub(crate) must_revalidate: bool,
     /// `proxy-revalidate` (§5.2.2.8).
-    pub proxy_revalidate: bool,
+    pub(crate) proxy_revalidate: bool,
     /// `must-understand` (§5.2.2.3).
-    pub must_understand: bool,
+    pub(crate) must_understand: bool,
     /// `immutable` (RFC 8246). Parsed; caching decisions do not use it.
-    pub immutable: bool,
+    pub(crate) immutable: bool,
     /// `s-maxage` (§5.2.2.10); invalid or conflicting → zero.
-    pub s_maxage: Option<Duration>,
+    pub(crate) s_maxage: Option<Duration>,
     /// `stale-while-revalidate` (RFC 5861 §3).
-    pub stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
 
     // --- Request ---
     /// `max-stale` (§5.2.1.2).
-    pub max_stale: Option<MaxStale>,
+    pub(crate) max_stale: Option<MaxStale>,
     /// `min-fresh` (§5.2.1.3).
-    pub min_fresh: Option<Duration>,
+    pub(crate) min_fresh: Option<Duration>,
     /// `only-if-cached` (§5.2.1.7): answer from the cache or with 504, never forward.
-    pub only_if_cached: bool,
+    pub(crate) only_if_cached: bool,
 }
 
 /// How stale a response the client accepts (`max-stale`, RFC 9111 §5.2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MaxStale {
+pub(crate) enum MaxStale {
     /// `max-stale` without a value: any staleness.
     Any,
     /// `max-stale=N`: stale by at most N seconds.
@@ -202,7 +202,7 @@ struct SfParser<'a> {
 /// The first targeted field (RFC 9213) in `names` that is present, valid and non-empty, as its
 /// index in `names` and its directives; `None` when there is none, and Cache-Control with
 /// Expires then applies. Names that are not valid field names are skipped.
-pub fn targeted(headers: &HeaderMap, names: &[String]) -> Option<(usize, CacheControl)> {
+pub(crate) fn targeted(headers: &HeaderMap, names: &[String]) -> Option<(usize, CacheControl)> {
     names.iter().enumerate().find_map(|(index, name)| {
         let mut lines = headers.get_all(name.as_str()).iter().peekable();
         lines.peek()?;
@@ -223,7 +223,7 @@ pub fn targeted(headers: &HeaderMap, names: &[String]) -> Option<(usize, CacheCo
 
 impl CacheControl {
     /// Parses every field line given, as one list.
-    pub fn parse<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
+    pub(crate) fn parse<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
         let mut cc = CacheControl::default();
         for value in values {
             for_each_member(value.as_bytes(), |name, arg| {
@@ -236,7 +236,7 @@ impl CacheControl {
     }
 
     /// The message's `Cache-Control` lines, parsed.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         Self::parse(headers.get_all(CACHE_CONTROL))
     }
 

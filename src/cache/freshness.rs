@@ -103,32 +103,33 @@ use crate::conditional::parse_http_date;
 use crate::config::policy::RouteCachePolicy;
 
 /// The status codes a cache may store without explicit freshness (RFC 9110 §15.1).
-pub const HEURISTIC_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+pub(crate) const HEURISTIC_STATUSES: [u16; 11] =
+    [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// What the caching decisions need from a response's header section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseFacts {
+pub(crate) struct ResponseFacts {
     pub status: u16,
     /// `Cache-Control`, all lines.
-    pub cc: CacheControl,
+    pub(crate) cc: CacheControl,
     /// The winning targeted field (RFC 9213), which replaces `cc` and `expires` when present.
-    pub targeted: Option<CacheControl>,
-    pub expires: Expires,
+    pub(crate) targeted: Option<CacheControl>,
+    pub(crate) expires: Expires,
     /// `Date`; `None` when absent, invalid or given more than once.
-    pub date: Option<SystemTime>,
+    pub(crate) date: Option<SystemTime>,
     /// `Age` in seconds (saturated at 2^31); `None` when absent or invalid.
-    pub age: Option<u64>,
+    pub(crate) age: Option<u64>,
     /// `Last-Modified`; `None` when absent, invalid or given more than once.
-    pub last_modified: Option<SystemTime>,
-    pub set_cookie: bool,
-    pub vary: Vary,
+    pub(crate) last_modified: Option<SystemTime>,
+    pub(crate) set_cookie: bool,
+    pub(crate) vary: Vary,
     /// An `ETag` field or a valid `Last-Modified`: something to revalidate with.
-    pub has_validator: bool,
+    pub(crate) has_validator: bool,
 }
 
 /// The `Expires` field (RFC 9111 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expires {
+pub(crate) enum Expires {
     Absent,
     At(SystemTime),
     /// Not an HTTP-date (`0`, `-1`, garbage): already expired (§5.3).
@@ -139,7 +140,7 @@ pub enum Expires {
 
 /// The `Vary` field (RFC 9110 §12.5.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Vary {
+pub(crate) enum Vary {
     None,
     /// `*`, or a member that is not a field name.
     Star,
@@ -149,21 +150,21 @@ pub enum Vary {
 
 /// What the caching decisions need from a request's header section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFacts {
-    pub method: MethodClass,
-    pub cc: CacheControl,
-    pub authorization: bool,
+pub(crate) struct RequestFacts {
+    pub(crate) method: MethodClass,
+    pub(crate) cc: CacheControl,
+    pub(crate) authorization: bool,
     /// The request carries `Cookie`.
-    pub cookie: bool,
+    pub(crate) cookie: bool,
     /// The request has a body (a non-zero `Content-Length`, or `Transfer-Encoding`).
-    pub body: bool,
+    pub(crate) body: bool,
     /// `Pragma: no-cache` on a request without `Cache-Control` (RFC 9111 §5.4).
-    pub pragma_no_cache: bool,
+    pub(crate) pragma_no_cache: bool,
 }
 
 /// The request method, as far as caching cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MethodClass {
+pub(crate) enum MethodClass {
     Get,
     Head,
     /// Never looked up nor stored.
@@ -173,14 +174,14 @@ pub enum MethodClass {
 /// When the request was sent upstream and when its response arrived (RFC 9111 §4.2.3's
 /// `request_time` and `response_time`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExchangeTimes {
-    pub request_time: SystemTime,
-    pub response_time: SystemTime,
+pub(crate) struct ExchangeTimes {
+    pub(crate) request_time: SystemTime,
+    pub(crate) response_time: SystemTime,
 }
 
 /// Why a request skips the cache altogether (no lookup, no store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BypassReason {
+pub(crate) enum BypassReason {
     /// Neither GET nor HEAD.
     Method,
     /// `Authorization` on a route without `cache_authorized`.
@@ -190,7 +191,7 @@ pub enum BypassReason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Storability {
+pub(crate) enum Storability {
     Store(Freshness),
     DontStore(NotStoredReason),
 }
@@ -200,30 +201,30 @@ pub enum Storability {
 /// Times are relative to the response time; see [`Freshness::created`] and
 /// [`Freshness::fresh_until`] for the absolute instants a store records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     /// Freshness lifetime (§4.2.1), counted from the response's creation.
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     /// The age the response already had when received (§4.2.3).
-    pub initial_age: Duration,
+    pub(crate) initial_age: Duration,
     /// How long after going stale it may be served while revalidating in the background.
-    pub stale_while_revalidate: Duration,
+    pub(crate) stale_while_revalidate: Duration,
     /// How long after going stale it may be served when the origin fails.
-    pub stale_if_error: Duration,
+    pub(crate) stale_if_error: Duration,
     /// How long after going stale it may be served while the proxy refuses to send requests
     /// to the origin (breaker open, over the concurrency limit).
-    pub stale_on_open: Duration,
+    pub(crate) stale_on_open: Duration,
     /// No stale serving beyond the two windows above, which are zero when the origin sent
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`; and a client's `max-stale` is not
     /// honoured.
-    pub must_revalidate: bool,
+    pub(crate) must_revalidate: bool,
     /// Unqualified `no-cache`: every reuse needs validation (lifetime is 0).
-    pub always_revalidate: bool,
+    pub(crate) always_revalidate: bool,
 }
 
 /// Why a response is not stored; [`NotStoredReason::as_str`] is the log and `Cache-Status`
 /// `detail` spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotStoredReason {
+pub(crate) enum NotStoredReason {
     /// Neither GET nor HEAD.
     Method,
     /// The request said `no-store`.
@@ -252,7 +253,7 @@ pub enum NotStoredReason {
 
 /// Whether a stored response may answer a request as it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HitVerdict {
+pub(crate) enum HitVerdict {
     /// Fresh and acceptable: serve it.
     Fresh,
     /// Stale, but within the client's `max-stale`: serve it.
@@ -267,7 +268,10 @@ pub enum HitVerdict {
 
 /// Why the request skips the cache entirely, or `None` when it may be looked up. Call it only
 /// for routes with caching enabled.
-pub fn request_bypass(req: &RequestFacts, policy: &RouteCachePolicy) -> Option<BypassReason> {
+pub(crate) fn request_bypass(
+    req: &RequestFacts,
+    policy: &RouteCachePolicy,
+) -> Option<BypassReason> {
     if req.method == MethodClass::Other {
         return Some(BypassReason::Method);
     }
@@ -282,7 +286,7 @@ pub fn request_bypass(req: &RequestFacts, policy: &RouteCachePolicy) -> Option<B
 
 /// Whether the response to `req` may be stored, and if so its freshness (RFC 9111 §3, §4.2).
 /// The first reason that applies is returned, in the order of [`NotStoredReason`].
-pub fn storability(
+pub(crate) fn storability(
     req: &RequestFacts,
     rsp: &ResponseFacts,
     policy: &RouteCachePolicy,
@@ -374,7 +378,7 @@ pub fn storability(
 /// Whether a stored response of `age` and freshness `lifetime` satisfies the request's
 /// directives (RFC 9111 §5.2.1). `must_revalidate` is the stored response's
 /// [`Freshness::must_revalidate`] (or [`ResponseFacts::must_revalidate`] of its headers).
-pub fn hit_acceptable(
+pub(crate) fn hit_acceptable(
     req_cc: &CacheControl,
     pragma_no_cache: bool,
     age: Duration,
@@ -415,8 +419,8 @@ pub fn hit_acceptable(
 ///
 /// `request_url` is absolute (`https://host/path?query`); resolved references come back in the
 /// same form without fragment. The adapter turns each into a key with the route's key rule
-/// ([`UrlParts::primary_key`]).
-pub fn invalidation_targets(
+/// ([`super::key::primary_key`]).
+pub(crate) fn invalidation_targets(
     method: &Method,
     status: u16,
     request_url: &str,
@@ -542,7 +546,11 @@ fn list_contains(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 impl ResponseFacts {
     /// Reads the facts from a response's header section; `targeted_names` is the route's
     /// `targeted_cache_control` list.
-    pub fn from_headers(status: u16, headers: &HeaderMap, targeted_names: &[String]) -> Self {
+    pub(crate) fn from_headers(
+        status: u16,
+        headers: &HeaderMap,
+        targeted_names: &[String],
+    ) -> Self {
         let mut expires_lines = headers.get_all(EXPIRES).iter();
         let expires = match (expires_lines.next(), expires_lines.next()) {
             (None, _) => Expires::Absent,
@@ -565,18 +573,18 @@ impl ResponseFacts {
     }
 
     /// The response's `Vary` names `field` (lowercase).
-    pub fn varies_on(&self, field: &HeaderName) -> bool {
+    pub(crate) fn varies_on(&self, field: &HeaderName) -> bool {
         matches!(&self.vary, Vary::Fields(fields) if fields.contains(field))
     }
 
     /// The directives that decide: the targeted field when there is one, else Cache-Control.
-    pub fn effective_cc(&self) -> &CacheControl {
+    pub(crate) fn effective_cc(&self) -> &CacheControl {
         self.targeted.as_ref().unwrap_or(&self.cc)
     }
 
     /// The fields the adapter removes before storing (from `private="…"` and `no-cache="…"`),
     /// lowercased and without duplicates.
-    pub fn fields_to_strip(&self) -> Vec<HeaderName> {
+    pub(crate) fn fields_to_strip(&self) -> Vec<HeaderName> {
         let cc = self.effective_cc();
         let mut fields = cc.private_fields.clone();
         for name in &cc.no_cache_fields {
@@ -589,7 +597,7 @@ impl ResponseFacts {
 
     /// Whether stale serving is restricted to the response's own windows, as
     /// [`Freshness::must_revalidate`] says; for re-deriving it from a stored header.
-    pub fn must_revalidate(&self) -> bool {
+    pub(crate) fn must_revalidate(&self) -> bool {
         let cc = self.effective_cc();
         cc.no_cache || cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some()
     }
@@ -649,7 +657,7 @@ impl Vary {
 // === impl RequestFacts ===
 
 impl RequestFacts {
-    pub fn from_parts(method: &Method, headers: &HeaderMap) -> Self {
+    pub(crate) fn from_parts(method: &Method, headers: &HeaderMap) -> Self {
         let method = match *method {
             Method::GET => MethodClass::Get,
             Method::HEAD => MethodClass::Head,
@@ -674,7 +682,7 @@ impl RequestFacts {
 
 impl BypassReason {
     /// The log and `Cache-Status` `detail` spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BypassReason::Method => "method",
             BypassReason::Authorization => "authorization",
@@ -688,7 +696,7 @@ impl BypassReason {
 impl Freshness {
     /// When the response was generated by the origin, as this cache reckons:
     /// `response_time − initial_age` (saturating at the epoch).
-    pub fn created(&self, response_time: SystemTime) -> SystemTime {
+    pub(crate) fn created(&self, response_time: SystemTime) -> SystemTime {
         response_time
             .checked_sub(self.initial_age)
             .unwrap_or(UNIX_EPOCH.min(response_time))
@@ -696,12 +704,13 @@ impl Freshness {
 
     /// When it stops being fresh: `created + lifetime`, in the past for a response stale on
     /// arrival.
-    pub fn fresh_until(&self, response_time: SystemTime) -> SystemTime {
+    pub(crate) fn fresh_until(&self, response_time: SystemTime) -> SystemTime {
         later(self.created(response_time), self.lifetime)
     }
 
     /// When the store may drop it: `fresh_until` plus the longer stale window.
-    pub fn expires(&self, response_time: SystemTime) -> SystemTime {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn expires(&self, response_time: SystemTime) -> SystemTime {
         let window = self
             .stale_while_revalidate
             .max(self.stale_if_error)
@@ -714,7 +723,7 @@ impl Freshness {
 
 impl NotStoredReason {
     /// Kebab-case, for logs and `Cache-Status` `detail`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NotStoredReason::Method => "method",
             NotStoredReason::RequestNoStore => "request-no-store",

@@ -39,7 +39,7 @@ use crate::config::policy::KeyQueryPolicy;
 
 /// Request fields that frameworks read to build absolute URLs, pick the path or override the
 /// method. `X-Forwarded-For` and `X-Forwarded-Proto` are not here: the proxy sets them itself.
-pub const URL_OVERRIDE_FIELDS: [&str; 13] = [
+pub(crate) const URL_OVERRIDE_FIELDS: [&str; 13] = [
     "forwarded",
     "x-forwarded-host",
     "x-forwarded-port",
@@ -58,7 +58,7 @@ pub const URL_OVERRIDE_FIELDS: [&str; 13] = [
 /// The URL-override fields the request carries, as `\0name: value` appended to `primary` (a NUL
 /// cannot occur in a primary key, so the result is unambiguous). Nothing is appended when none
 /// is present, so ordinary requests keep the plain URL's key.
-pub fn push_url_overrides(primary: &mut String, headers: &HeaderMap) {
+pub(crate) fn push_url_overrides(primary: &mut String, headers: &HeaderMap) {
     for (name, value) in headers {
         if URL_OVERRIDE_FIELDS.contains(&name.as_str()) {
             primary.push('\0');
@@ -72,18 +72,18 @@ pub fn push_url_overrides(primary: &mut String, headers: &HeaderMap) {
 /// An absolute URL split into the parts the cache uses (`scheme://authority path ?query`);
 /// the fragment is dropped. Borrowed from the string it was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UrlParts<'a> {
-    pub scheme: &'a str,
-    pub authority: &'a str,
+pub(crate) struct UrlParts<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) authority: &'a str,
     /// Possibly empty (`http://host`); otherwise starts with `/`.
-    pub path: &'a str,
-    pub query: Option<&'a str>,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
 }
 
 /// The primary key for a request: `scheme://host/path?query`, normalised as described in the
 /// [module documentation](self). `host` is the authority (`host[:port]`) from the request's
 /// `Host` or URI.
-pub fn primary_key(
+pub(crate) fn primary_key(
     scheme: &str,
     host: &str,
     path: &str,
@@ -113,7 +113,7 @@ pub fn primary_key(
 /// The path-and-query of a URL: `http://h/p?q#f` → `/p?q`; an origin-form target (`/p?q`) is
 /// returned as is, without its fragment; a URL without a path gives `/` (or `?q` for
 /// `http://h?q`). A string that is neither is returned without its fragment.
-pub fn path_of(url: &str) -> &str {
+pub(crate) fn path_of(url: &str) -> &str {
     let without_fragment = url.split_once('#').map_or(url, |(before, _)| before);
     if without_fragment.starts_with('/') {
         return without_fragment;
@@ -210,7 +210,7 @@ fn push_escaped(out: &mut String, text: &str, keep: impl Fn(u8) -> bool) {
 
 impl<'a> UrlParts<'a> {
     /// An absolute URL (`scheme "://" authority [path] ["?" query] ["#" fragment]`), or `None`.
-    pub fn parse(url: &'a str) -> Option<Self> {
+    pub(crate) fn parse(url: &'a str) -> Option<Self> {
         let (scheme, rest) = url.split_once("://")?;
         let mut scheme_bytes = scheme.bytes();
         let valid_scheme = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -232,7 +232,7 @@ impl<'a> UrlParts<'a> {
 
     /// Resolves `reference` against `self`: an absolute URL, or an absolute path (`/x?y`)
     /// that takes `self`'s scheme and authority. Any other form is `None`.
-    pub fn resolve(&self, reference: &'a str) -> Option<UrlParts<'a>> {
+    pub(crate) fn resolve(&self, reference: &'a str) -> Option<UrlParts<'a>> {
         if reference.starts_with('/') && !reference.starts_with("//") {
             let reference = reference
                 .split_once('#')
@@ -249,7 +249,7 @@ impl<'a> UrlParts<'a> {
 
     /// Same scheme, host and port (RFC 6454 origin), with case and default ports normalised;
     /// userinfo is not part of the origin.
-    pub fn same_origin(&self, other: &UrlParts<'_>) -> bool {
+    pub(crate) fn same_origin(&self, other: &UrlParts<'_>) -> bool {
         let origin = |parts: &UrlParts<'_>| {
             let host = parts
                 .authority
@@ -260,8 +260,9 @@ impl<'a> UrlParts<'a> {
         origin(self) == origin(other)
     }
 
-    /// This URL's primary key under `rule` (for invalidation targets and purges).
-    pub fn primary_key(&self, rule: &KeyQueryPolicy) -> String {
+    /// This URL's primary key under `rule`.
+    #[cfg(test)]
+    pub(crate) fn primary_key(&self, rule: &KeyQueryPolicy) -> String {
         primary_key(self.scheme, self.authority, self.path, self.query, rule)
     }
 }

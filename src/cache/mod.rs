@@ -11,8 +11,8 @@
 //! - `status`: the `Cache-Status` response field (RFC 9211).
 //! - `store`: the sharded, byte-bounded, LRU in-memory store with purge indexes.
 
-pub mod control;
+pub(crate) mod control;
 pub mod freshness;
-pub mod key;
+pub(crate) mod key;
 pub mod status;
 pub mod store;

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 /// Why the request went to the origin (RFC 9211 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fwd {
+pub(crate) enum Fwd {
     /// The cache was configured not to handle this request.
     Bypass,
     /// The request method is not cacheable.
@@ -33,32 +33,26 @@ pub enum Fwd {
     UriMiss,
     /// Something stored under the key, but `Vary` did not match.
     VaryMiss,
-    /// A miss where the cache cannot tell which of the two above.
-    Miss,
-    /// The request's own directives (`no-cache`, `max-age=0`…) sent it forward.
-    Request,
     /// A stored response was stale and had to be revalidated.
     Stale,
-    /// Only part of the response was stored.
-    Partial,
 }
 
 /// One `Cache-Status` member; `to_header_value` renders it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CacheStatus {
+pub(crate) struct CacheStatus {
     /// Served from the cache without forwarding.
-    pub hit: bool,
-    pub fwd: Option<Fwd>,
+    pub(crate) hit: bool,
+    pub(crate) fwd: Option<Fwd>,
     /// The status the origin answered the forwarded request with (e.g. 304 on revalidation).
-    pub fwd_status: Option<u16>,
+    pub(crate) fwd_status: Option<u16>,
     /// The response was stored.
-    pub stored: bool,
+    pub(crate) stored: bool,
     /// The request was collapsed with another one for the same key.
-    pub collapsed: bool,
+    pub(crate) collapsed: bool,
     /// Remaining freshness in seconds, negative when stale ([`ttl_seconds`]).
-    pub ttl: Option<i64>,
+    pub(crate) ttl: Option<i64>,
     /// Free text, here a `NotStoredReason` / `BypassReason` name.
-    pub detail: Option<Cow<'static, str>>,
+    pub(crate) detail: Option<Cow<'static, str>>,
 }
 
 /// RFC 8941 §3.3.1: Integers have at most 15 digits.
@@ -66,7 +60,7 @@ const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
 
 /// A response's remaining freshness at `now`, in whole seconds (rounded towards zero),
 /// negative once `fresh_until` has passed: RFC 9211 §2.5's `ttl`.
-pub fn ttl_seconds(fresh_until: SystemTime, now: SystemTime) -> i64 {
+pub(crate) fn ttl_seconds(fresh_until: SystemTime, now: SystemTime) -> i64 {
     let clamp = |secs: u64| {
         i64::try_from(secs)
             .unwrap_or(SF_INTEGER_MAX)
@@ -82,16 +76,13 @@ pub fn ttl_seconds(fresh_until: SystemTime, now: SystemTime) -> i64 {
 
 impl Fwd {
     /// The registered token (RFC 9211 §2.2).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Fwd::Bypass => "bypass",
             Fwd::Method => "method",
             Fwd::UriMiss => "uri-miss",
             Fwd::VaryMiss => "vary-miss",
-            Fwd::Miss => "miss",
-            Fwd::Request => "request",
             Fwd::Stale => "stale",
-            Fwd::Partial => "partial",
         }
     }
 }
@@ -100,7 +91,7 @@ impl Fwd {
 
 impl CacheStatus {
     /// Served from the cache, `ttl` seconds of freshness left (negative: stale).
-    pub fn hit(ttl: i64) -> Self {
+    pub(crate) fn hit(ttl: i64) -> Self {
         CacheStatus {
             hit: true,
             ttl: Some(ttl),
@@ -109,7 +100,7 @@ impl CacheStatus {
     }
 
     /// Forwarded to the origin for `fwd`.
-    pub fn forward(fwd: Fwd) -> Self {
+    pub(crate) fn forward(fwd: Fwd) -> Self {
         CacheStatus {
             fwd: Some(fwd),
             ..CacheStatus::default()
@@ -118,7 +109,7 @@ impl CacheStatus {
 
     /// The field value: `cache_name` followed by the parameters that are set, e.g.
     /// `outrider; fwd=miss; fwd-status=200; stored`. Always a valid header value.
-    pub fn to_header_value(&self, cache_name: &str) -> String {
+    pub(crate) fn to_header_value(&self, cache_name: &str) -> String {
         let Self {
             hit,
             fwd,
@@ -218,14 +209,6 @@ mod tests {
             ),
             (
                 with(|s| {
-                    s.fwd = Some(Fwd::Miss);
-                    s.fwd_status = Some(200);
-                    s.stored = true;
-                }),
-                "outrider; fwd=miss; fwd-status=200; stored",
-            ),
-            (
-                with(|s| {
                     s.fwd = Some(Fwd::Stale);
                     s.fwd_status = Some(304);
                     s.ttl = Some(30);
@@ -250,8 +233,6 @@ mod tests {
                 "outrider; fwd=vary-miss; fwd-status=200; collapsed",
             ),
             (CacheStatus::forward(Fwd::Method), "outrider; fwd=method"),
-            (CacheStatus::forward(Fwd::Request), "outrider; fwd=request"),
-            (CacheStatus::forward(Fwd::Partial), "outrider; fwd=partial"),
             (CacheStatus::default(), "outrider"),
             (
                 with(|s| s.ttl = Some(i64::MAX)),
@@ -309,7 +290,7 @@ mod tests {
         ) {
             let status = CacheStatus {
                 hit,
-                fwd: Some(Fwd::Miss),
+                fwd: Some(Fwd::UriMiss),
                 fwd_status,
                 ttl,
                 detail: detail.map(Cow::Owned),

@@ -110,33 +110,33 @@ use shard::{shard_index, Object, Padded, PathKey, Shard, Slot, EMPTY};
 
 /// Number of shards. Sixteen locks keep contention low on the core counts a sidecar gets,
 /// while an eviction still reads only sixteen atomics to find the oldest object.
-pub const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
 
 /// Bytes counted per object on top of its payload: what the store itself spends on it. The
 /// object record in its LRU list node (192 bytes), its hash-table slot, and one entry in each
 /// of the URL, path, primary and expiry B-trees. Measured by counting allocations: 520 to 570
 /// bytes per object between 100k and 1k objects (less `M`'s own heap, which `meta_weight`
 /// covers, and the URL string, which its length covers).
-pub const OBJECT_OVERHEAD: u64 = 512;
+pub(crate) const OBJECT_OVERHEAD: u64 = 512;
 
 /// Bytes counted per tag on top of its length: the shared string's header, its slot in the
 /// object's tag list and its entry in the tag B-tree (measured at about 120).
-pub const TAG_OVERHEAD: u64 = 120;
+pub(crate) const TAG_OVERHEAD: u64 = 120;
 
 /// The largest `max_bytes` or `max_object_bytes` honoured (64 PiB); larger limits are clamped.
 /// Every stored object weighs at most this, so the total stays far from `u64::MAX` even with
 /// many inserts in flight, each over the bound by one object until it has evicted.
-pub const MAX_LIMIT: u64 = 1 << 56;
+pub(crate) const MAX_LIMIT: u64 = 1 << 56;
 
 /// A primary or variance hash, as pingora computes them.
-pub type KeyHash = [u8; 16];
+pub(crate) type KeyHash = [u8; 16];
 
 /// An object's identity: pingora's primary hash (of the URL key) and, for a response with
 /// `Vary`, its variance hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct EntryKey {
-    pub primary: KeyHash,
-    pub variance: Option<KeyHash>,
+    pub(crate) primary: KeyHash,
+    pub(crate) variance: Option<KeyHash>,
 }
 
 /// What the adapter inserts.
@@ -174,10 +174,13 @@ pub struct Store<M> {
 /// A stored object, as a lookup returns it.
 #[derive(Clone, Debug)]
 pub struct Hit<M> {
-    pub meta: M,
-    pub body: Bytes,
+    pub(crate) meta: M,
+    pub(crate) body: Bytes,
     encoded: Option<Arc<[(u8, Bytes)]>>,
+    // What the tests and the fuzzing model check a hit against; the data plane reads neither.
+    #[cfg(any(test, fuzzing))]
     weight: u64,
+    #[cfg(any(test, fuzzing))]
     expires: SystemTime,
 }
 
@@ -197,15 +200,15 @@ pub enum Insert {
 /// what each counter counts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    pub objects: u64,
+    pub(crate) objects: u64,
     /// The accounted weight of every object.
     pub bytes: u64,
-    pub max_bytes: u64,
-    pub max_object_bytes: u64,
-    pub evictions: u64,
-    pub expired: u64,
-    pub purged: u64,
-    pub too_large: u64,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_object_bytes: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expired: u64,
+    pub(crate) purged: u64,
+    pub(crate) too_large: u64,
 }
 
 const FIRST_KEY: EntryKey = EntryKey {
@@ -233,6 +236,7 @@ impl EntryKey {
     }
 
     /// All the keys of one primary, first to last in key order.
+    #[cfg(any(test, fuzzing))]
     fn variants_of(primary: &KeyHash) -> (Self, Self) {
         let first = Self {
             primary: *primary,
@@ -326,7 +330,7 @@ impl<M> Store<M> {
     /// After a 304: the new meta and expiry, keeping the body, tags and encoded bodies. Counts
     /// as an access. `false` if absent; also `false` if the new meta would make the object too
     /// large, in which case the object is removed (its old meta is outdated).
-    pub fn update_meta(
+    pub(crate) fn update_meta(
         &self,
         key: &EntryKey,
         meta: M,
@@ -381,7 +385,7 @@ impl<M> Store<M> {
     /// choosing), replacing one of the same coding. Counted in the object's weight; evicts
     /// other objects if the total no longer fits. Not an access. `false` if absent, or if the
     /// object would become too large (it is then left as it was).
-    pub fn attach_encoded(&self, key: &EntryKey, coding: u8, body: Bytes) -> bool {
+    pub(crate) fn attach_encoded(&self, key: &EntryKey, coding: u8, body: Bytes) -> bool {
         let limit = self.object_limit();
         let outcome = self.locked(shard_index(&key.primary), |shard| {
             let object = shard.objects.peek_mut(key)?;
@@ -412,7 +416,7 @@ impl<M> Store<M> {
     }
 
     /// Removes one object; counted as purged.
-    pub fn remove(&self, key: &EntryKey) -> bool {
+    pub(crate) fn remove(&self, key: &EntryKey) -> bool {
         let removed = self.locked(shard_index(&key.primary), |shard| self.detach(shard, key));
         let found = removed.is_some();
         drop(removed);
@@ -423,7 +427,8 @@ impl<M> Store<M> {
     }
 
     /// Removes every variant of `primary`.
-    pub fn purge_primary(&self, primary: &KeyHash) -> usize {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn purge_primary(&self, primary: &KeyHash) -> usize {
         let (first, last) = EntryKey::variants_of(primary);
         let purged = self.remove_selected(shard_index(primary), |shard| {
             shard.by_primary.range(first..=last).copied().collect()
@@ -432,7 +437,7 @@ impl<M> Store<M> {
     }
 
     /// Removes every object whose URL is exactly `url`, all variants.
-    pub fn purge_url(&self, url: &str) -> usize {
+    pub(crate) fn purge_url(&self, url: &str) -> usize {
         let url: Arc<str> = Arc::from(url);
         let first = (Arc::clone(&url), FIRST_KEY);
         let last = (url, LAST_KEY);
@@ -444,7 +449,7 @@ impl<M> Store<M> {
 
     /// Removes the objects whose path-and-query is exactly `path` (`/a?b`), on any host: a
     /// purge by key for callers that do not know which host the clients used.
-    pub fn purge_path(&self, path: &str) -> usize {
+    pub(crate) fn purge_path(&self, path: &str) -> usize {
         let first = (
             PathKey {
                 url: Arc::from(path),
@@ -499,7 +504,7 @@ impl<M> Store<M> {
     }
 
     /// Removes every object carrying `tag`.
-    pub fn purge_tag(&self, tag: &str) -> usize {
+    pub(crate) fn purge_tag(&self, tag: &str) -> usize {
         let tag: Arc<str> = Arc::from(tag);
         let first = (Arc::clone(&tag), FIRST_KEY);
         let last = (tag, LAST_KEY);
@@ -510,7 +515,7 @@ impl<M> Store<M> {
     }
 
     /// Removes every object.
-    pub fn purge_all(&self) -> usize {
+    pub(crate) fn purge_all(&self) -> usize {
         let mut purged = 0;
         for index in 0..SHARDS {
             let emptied = self.locked(index, |shard| {
@@ -527,7 +532,7 @@ impl<M> Store<M> {
     }
 
     /// Removes every object with `now >= expires`; background expiry.
-    pub fn sweep_expired(&self, now: SystemTime) -> usize {
+    pub(crate) fn sweep_expired(&self, now: SystemTime) -> usize {
         let mut expired = 0;
         for index in 0..SHARDS {
             expired += self.remove_selected(index, |shard| {
@@ -560,7 +565,8 @@ impl<M> Store<M> {
     /// shard of its primary, each shard's list is in tick order, and each shard's published
     /// tail tick is its tail's.
     #[doc(hidden)]
-    pub fn check_invariants(&self) -> Result<(), String> {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
         let mut bytes = 0_u64;
         let mut objects = 0_u64;
         for (index, slot) in self.slots.iter().enumerate() {
@@ -712,7 +718,8 @@ impl<M: Clone> Store<M> {
     }
 
     /// Like [`Store::get`] without the access: the LRU order is left as it is.
-    pub fn peek(&self, key: &EntryKey, now: SystemTime) -> Option<Hit<M>> {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn peek(&self, key: &EntryKey, now: SystemTime) -> Option<Hit<M>> {
         self.lookup(key, now, false)
     }
 
@@ -754,19 +761,21 @@ impl<M> fmt::Debug for Store<M> {
 
 impl<M> Hit<M> {
     /// The memoised body for `coding`, if one was attached.
-    pub fn encoded(&self, coding: u8) -> Option<Bytes> {
+    pub(crate) fn encoded(&self, coding: u8) -> Option<Bytes> {
         let encoded = self.encoded.as_deref()?;
         let (_, body) = encoded.iter().find(|(other, _)| *other == coding)?;
         Some(body.clone())
     }
 
     /// The object's accounted weight (see the module documentation).
-    pub fn weight(&self) -> usize {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn weight(&self) -> usize {
         usize::try_from(self.weight).unwrap_or(usize::MAX)
     }
 
     /// When the object becomes useless, as inserted or last updated.
-    pub fn expires(&self) -> SystemTime {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn expires(&self) -> SystemTime {
         self.expires
     }
 }

@@ -67,7 +67,7 @@ impl Encoder {
         })
     }
 
-    pub fn coding(&self) -> &Coding {
+    pub(crate) fn coding(&self) -> &Coding {
         &self.coding
     }
 
@@ -120,7 +120,7 @@ impl Encoder {
     }
 
     /// Body bytes fed in and encoded bytes produced so far.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         (self.bytes_in, self.bytes_out)
     }
 }

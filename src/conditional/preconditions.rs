@@ -143,7 +143,8 @@ fn list<'a>(
 impl Outcome {
     /// The status to answer with instead of the unconditional one; `None` for
     /// [`Outcome::Proceed`].
-    pub fn status(self) -> Option<u16> {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn status(self) -> Option<u16> {
         match self {
             Outcome::Proceed => None,
             Outcome::NotModified => Some(304),
@@ -156,7 +157,8 @@ impl Outcome {
 
 impl Preconditions<'_> {
     /// No conditional field at all: the common case, which needs no validator.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn is_empty(&self) -> bool {
         let Self {
             if_match,
             if_none_match,

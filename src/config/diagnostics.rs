@@ -22,7 +22,7 @@ pub struct ConfigError {
     pub column: usize,
     /// The key path, e.g. `routes[2].cache.default_ttl`; empty for syntax errors.
     pub key: String,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -39,13 +39,13 @@ impl std::error::Error for ConfigError {}
 
 /// A segment of a key path: a table key or an array index.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
 
 /// Renders `[Key(routes), Index(2), Key(cache)]` as `routes[2].cache`.
-pub fn path_string(path: &[Seg]) -> String {
+pub(crate) fn path_string(path: &[Seg]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
@@ -66,18 +66,18 @@ pub fn path_string(path: &[Seg]) -> String {
 }
 
 /// The conf text with its file name: locates spans and key paths.
-pub struct Source<'a> {
-    pub file: &'a str,
-    pub text: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
 }
 
 impl<'a> Source<'a> {
-    pub fn new(file: &'a str, text: &'a str) -> Self {
+    pub(crate) fn new(file: &'a str, text: &'a str) -> Self {
         Source { file, text }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
@@ -86,7 +86,7 @@ impl<'a> Source<'a> {
         (line, column)
     }
 
-    pub fn error(
+    pub(crate) fn error(
         &self,
         span: Range<usize>,
         key: String,
@@ -104,18 +104,18 @@ impl<'a> Source<'a> {
 }
 
 /// What deserializing a whole file found.
-pub struct Deserialized<T> {
+pub(crate) struct Deserialized<T> {
     /// The document; with schema errors, the document with the offending entries removed, so
     /// that checks across sections can still run. `None` after a syntax error.
-    pub value: Option<T>,
-    pub errors: Vec<ConfigError>,
+    pub(crate) value: Option<T>,
+    pub(crate) errors: Vec<ConfigError>,
 }
 
 /// Parses and deserializes `text`, collecting every syntax and schema error.
 ///
 /// The common case, a valid file, is one plain parse. Only a file with errors pays for the
 /// spanned tree and the remove-and-retry loop that finds every error.
-pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Deserialized<T> {
+pub(crate) fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Deserialized<T> {
     let first_error = match toml::from_str::<T>(src.text) {
         Ok(value) => {
             return Deserialized {
@@ -176,7 +176,7 @@ pub fn deserialize_all<T: DeserializeOwned>(src: &Source<'_>) -> Deserialized<T>
 
 /// Locates errors found after deserialization (a route naming a missing upstream, say) by
 /// their key paths. Parses the text again: this runs only when there are such errors.
-pub fn locate(src: &Source<'_>, problems: Vec<(Vec<Seg>, String)>) -> Vec<ConfigError> {
+pub(crate) fn locate(src: &Source<'_>, problems: Vec<(Vec<Seg>, String)>) -> Vec<ConfigError> {
     let (root, _) = DeTable::parse_recoverable(src.text);
     let mut errors: Vec<ConfigError> = problems
         .into_iter()
@@ -190,7 +190,7 @@ pub fn locate(src: &Source<'_>, problems: Vec<(Vec<Seg>, String)>) -> Vec<Config
 ///
 /// Parent spans are not trusted to contain their children (a `[a.b]` header table is spread
 /// over the file), so every entry is visited and the deepest hit wins.
-pub fn deepest_entry(table: &DeTable<'_>, span: &Range<usize>) -> Vec<Seg> {
+pub(crate) fn deepest_entry(table: &DeTable<'_>, span: &Range<usize>) -> Vec<Seg> {
     let mut best = Vec::new();
     visit_table(table, span, &mut Vec::new(), &mut best);
     best
@@ -281,7 +281,7 @@ fn navigate_mut<'t, 'a>(
 
 /// The span of the value at `path` (falling back to the nearest existing ancestor), for errors
 /// found after deserialization, such as a route naming a missing upstream.
-pub fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
+pub(crate) fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
     let mut span = 0..0;
     let mut current: Option<&DeValue<'_>> = None;
     let mut table = Some(root.get_ref());

@@ -10,7 +10,7 @@ mod diagnostics;
 pub mod policy;
 pub mod schema;
 mod startup;
-pub mod units;
+pub(crate) mod units;
 
 use std::path::Path;
 

@@ -28,17 +28,17 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerPolicy {
     pub listen: Vec<SocketAddr>,
-    pub threads: usize,
+    pub(crate) threads: usize,
     #[serde(with = "duration_str")]
     pub grace_period: Duration,
     /// The Unix socket over which a running process hands its listeners to a new one
     /// (`outrider --upgrade`, then SIGQUIT to the old).
-    pub upgrade_sock: std::path::PathBuf,
+    pub(crate) upgrade_sock: std::path::PathBuf,
 }
 
 /// Pingora's parser refuses a request head larger than this with a 400 before any hook runs,
 /// so `[limits] max_header_bytes` above it could never apply.
-pub const PARSER_MAX_HEAD_BYTES: u64 = 1_048_575;
+pub(crate) const PARSER_MAX_HEAD_BYTES: u64 = 1_048_575;
 /// Pingora's parser refuses more header fields than this with a 400 before any hook runs.
 pub const PARSER_MAX_HEADERS: usize = 256;
 
@@ -46,20 +46,20 @@ pub const PARSER_MAX_HEADERS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitsPolicy {
     /// Method, request target and version, as sent (414 beyond).
-    pub max_request_line: u64,
+    pub(crate) max_request_line: u64,
     /// The request line plus every header line, as sent (431 beyond).
-    pub max_header_bytes: u64,
+    pub(crate) max_header_bytes: u64,
     /// Header fields (431 beyond).
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// Request body bytes; `None` for no limit (413 beyond).
-    pub max_body: Option<u64>,
+    pub(crate) max_body: Option<u64>,
     /// The longest pause while a request body is read (408 beyond).
     #[serde(with = "duration_str")]
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// How long an idle keep-alive connection is kept, and the longest pause inside the
     /// header block of a later request on it.
     #[serde(with = "duration_str")]
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Default for LimitsPolicy {
@@ -92,8 +92,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogPolicy {
-    pub level: log::LevelFilter,
-    pub format: LogFormat,
+    pub(crate) level: log::LevelFilter,
+    pub(crate) format: LogFormat,
     pub access_log: bool,
 }
 
@@ -108,14 +108,14 @@ pub struct CacheStorePolicy {
 pub struct Upstream {
     pub name: Arc<str>,
     pub endpoints: Vec<Endpoint>,
-    pub tls: bool,
+    pub(crate) tls: bool,
     /// SNI and the Host the TLS handshake verifies; empty when `tls` is off.
-    pub sni: String,
+    pub(crate) sni: String,
     #[serde(with = "duration_str")]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     #[serde(with = "duration_str")]
-    pub read_timeout: Duration,
-    pub max_concurrent: usize,
+    pub(crate) read_timeout: Duration,
+    pub(crate) max_concurrent: usize,
     pub breaker: BreakerPolicy,
     /// Round-robin cursor. Lives in the snapshot: resetting it on reload is harmless, and the
     /// connection pools it points into are keyed by peer address, so they carry over anyway.
@@ -126,7 +126,7 @@ pub struct Upstream {
 /// One address of an upstream, as written (`label`) and as resolved (`addr`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
-    pub label: String,
+    pub(crate) label: String,
     pub addr: SocketAddr,
 }
 
@@ -169,11 +169,11 @@ pub struct Route {
 #[derive(Debug, Default, Serialize)]
 pub struct Matcher {
     pub host: Option<HostMatch>,
-    pub path_prefix: Option<String>,
+    pub(crate) path_prefix: Option<String>,
     #[serde(with = "opt_regex")]
-    pub path_regex: Option<Regex>,
+    pub(crate) path_regex: Option<Regex>,
     #[serde(serialize_with = "methods_str")]
-    pub methods: Vec<Method>,
+    pub(crate) methods: Vec<Method>,
 }
 
 /// `example.com` matches that host only; `*.example.com` matches any name below it (not the
@@ -195,7 +195,7 @@ pub enum Coding {
 }
 
 /// `[defaults.compression] content_types` when the conf file says nothing.
-pub const DEFAULT_COMPRESSIBLE_TYPES: [&str; 7] = [
+pub(crate) const DEFAULT_COMPRESSIBLE_TYPES: [&str; 7] = [
     "text/*",
     "application/json",
     "application/javascript",
@@ -246,14 +246,14 @@ pub struct RouteCachePolicy {
     #[serde(with = "duration_str")]
     pub default_ttl: Duration,
     #[serde(with = "opt_duration_str")]
-    pub override_ttl: Option<Duration>,
+    pub(crate) override_ttl: Option<Duration>,
     #[serde(with = "duration_str")]
-    pub stale_while_revalidate: Duration,
+    pub(crate) stale_while_revalidate: Duration,
     #[serde(with = "duration_str")]
     pub stale_if_error: Duration,
-    pub cache_authorized: bool,
+    pub(crate) cache_authorized: bool,
     pub tag_header: String,
-    pub targeted_cache_control: Vec<String>,
+    pub(crate) targeted_cache_control: Vec<String>,
     /// How stale a stored response may be served while the upstream refuses requests (breaker
     /// open, over the limit). `None`: the response's own stale-if-error window.
     #[serde(with = "opt_duration_str")]
@@ -370,7 +370,7 @@ impl Upstream {
     }
 
     /// The index of the next endpoint in round-robin order. Compile guarantees at least one.
-    pub fn next_endpoint_index(&self) -> usize {
+    pub(crate) fn next_endpoint_index(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
     }
 }
@@ -378,7 +378,7 @@ impl Upstream {
 // === impl Matcher ===
 
 impl Matcher {
-    pub fn matches(&self, host: &str, path: &str, method: &Method) -> bool {
+    pub(crate) fn matches(&self, host: &str, path: &str, method: &Method) -> bool {
         if let Some(h) = &self.host {
             if !h.matches(host) {
                 return false;
@@ -423,7 +423,7 @@ impl Matcher {
 }
 
 impl HostMatch {
-    pub fn parse(pattern: &str) -> HostMatch {
+    pub(crate) fn parse(pattern: &str) -> HostMatch {
         let p = pattern.trim().to_ascii_lowercase();
         match p.strip_prefix('*') {
             Some(suffix) => HostMatch::Suffix(suffix.to_string()),
@@ -431,7 +431,7 @@ impl HostMatch {
         }
     }
 
-    pub fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
             HostMatch::Suffix(s) => {
@@ -448,14 +448,17 @@ impl HostMatch {
 
 mod duration_str {
     use std::time::Duration;
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))
     }
 }
 
 mod opt_duration_str {
     use std::time::Duration;
-    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.collect_str(&humantime::format_duration(*d)),
             None => s.serialize_str(""),
@@ -464,7 +467,7 @@ mod opt_duration_str {
 }
 
 mod opt_regex {
-    pub fn serialize<S: serde::Serializer>(
+    pub(crate) fn serialize<S: serde::Serializer>(
         r: &Option<regex::Regex>,
         s: S,
     ) -> Result<S::Ok, S::Error> {

@@ -14,29 +14,29 @@ use super::units::{Dur, OptDur, Size};
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct File {
-    pub server: Server,
-    pub admin: Admin,
-    pub log: Log,
-    pub upstreams: BTreeMap<String, Upstream>,
-    pub cache: CacheStore,
-    pub limits: Limits,
-    pub defaults: Defaults,
-    pub routes: Vec<Route>,
+    pub(crate) server: Server,
+    pub(crate) admin: Admin,
+    pub(crate) log: Log,
+    pub(crate) upstreams: BTreeMap<String, Upstream>,
+    pub(crate) cache: CacheStore,
+    pub(crate) limits: Limits,
+    pub(crate) defaults: Defaults,
+    pub(crate) routes: Vec<Route>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
-    pub listen: Listen,
-    pub threads: usize,
-    pub grace_period: Dur,
-    pub upgrade_sock: String,
+    pub(crate) listen: Listen,
+    pub(crate) threads: usize,
+    pub(crate) grace_period: Dur,
+    pub(crate) upgrade_sock: String,
 }
 
 /// One address or a list of them.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged, expecting = "an address \"host:port\" or a list of them")]
-pub enum Listen {
+pub(crate) enum Listen {
     One(String),
     Many(Vec<String>),
 }
@@ -44,71 +44,71 @@ pub enum Listen {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
-    pub listen: String,
-    pub token: String,
+    pub(crate) listen: String,
+    pub(crate) token: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
-    pub level: String,
-    pub format: String,
-    pub access_log: bool,
+    pub(crate) level: String,
+    pub(crate) format: String,
+    pub(crate) access_log: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstream {
     pub endpoints: Vec<String>,
-    pub tls: bool,
-    pub sni: String,
-    pub connect_timeout: Dur,
-    pub read_timeout: Dur,
-    pub max_concurrent: usize,
+    pub(crate) tls: bool,
+    pub(crate) sni: String,
+    pub(crate) connect_timeout: Dur,
+    pub(crate) read_timeout: Dur,
+    pub(crate) max_concurrent: usize,
     pub breaker: Breaker,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Breaker {
-    pub enabled: bool,
-    pub consecutive_failures: u32,
-    pub failure_rate: f64,
-    pub min_requests: u32,
-    pub window: Dur,
-    pub open_for: Dur,
-    pub max_open_for: Dur,
-    pub half_open_probes: u32,
-    pub failure_statuses: Vec<u16>,
+    pub(crate) enabled: bool,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) failure_rate: f64,
+    pub(crate) min_requests: u32,
+    pub(crate) window: Dur,
+    pub(crate) open_for: Dur,
+    pub(crate) max_open_for: Dur,
+    pub(crate) half_open_probes: u32,
+    pub(crate) failure_statuses: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheStore {
-    pub max_size: Size,
-    pub max_object_size: Size,
+    pub(crate) max_size: Size,
+    pub(crate) max_object_size: Size,
 }
 
 /// `[limits]`: what a client may send. `max_body = 0` means no limit.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    pub max_request_line: Size,
-    pub max_header_bytes: Size,
-    pub max_headers: usize,
-    pub max_body: Size,
-    pub body_timeout: Dur,
-    pub idle_timeout: Dur,
+pub(crate) struct Limits {
+    pub(crate) max_request_line: Size,
+    pub(crate) max_header_bytes: Size,
+    pub(crate) max_headers: usize,
+    pub(crate) max_body: Size,
+    pub(crate) body_timeout: Dur,
+    pub(crate) idle_timeout: Dur,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
-    pub upstream: Option<String>,
-    pub server_timing: Option<bool>,
-    pub compression: Compression,
-    pub etag: Etag,
-    pub cache: RouteCache,
+    pub(crate) upstream: Option<String>,
+    pub(crate) server_timing: Option<bool>,
+    pub(crate) compression: Compression,
+    pub(crate) etag: Etag,
+    pub(crate) cache: RouteCache,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -127,45 +127,45 @@ pub struct Route {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Match {
-    pub host: Option<String>,
-    pub path_prefix: Option<String>,
-    pub path_regex: Option<String>,
-    pub methods: Vec<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) path_regex: Option<String>,
+    pub(crate) methods: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Compression {
-    pub enabled: Option<bool>,
-    pub algorithms: Option<Vec<String>>,
-    pub min_size: Option<Size>,
-    pub gzip_level: Option<u32>,
-    pub brotli_level: Option<u32>,
-    pub zstd_level: Option<i32>,
-    pub content_types: Option<Vec<String>>,
-    pub upstream_identity: Option<bool>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    pub(crate) min_size: Option<Size>,
+    pub(crate) gzip_level: Option<u32>,
+    pub(crate) brotli_level: Option<u32>,
+    pub(crate) zstd_level: Option<i32>,
+    pub(crate) content_types: Option<Vec<String>>,
+    pub(crate) upstream_identity: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Etag {
-    pub generate: Option<bool>,
-    pub max_body: Option<Size>,
+    pub(crate) generate: Option<bool>,
+    pub(crate) max_body: Option<Size>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteCache {
-    pub enabled: Option<bool>,
-    pub default_ttl: Option<Dur>,
-    pub override_ttl: Option<OptDur>,
-    pub stale_while_revalidate: Option<Dur>,
-    pub stale_if_error: Option<Dur>,
-    pub cache_authorized: Option<bool>,
-    pub tag_header: Option<String>,
-    pub targeted_cache_control: Option<Vec<String>>,
-    pub stale_on_open: Option<OptDur>,
-    pub key_query: Option<KeyQuery>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) default_ttl: Option<Dur>,
+    pub(crate) override_ttl: Option<OptDur>,
+    pub(crate) stale_while_revalidate: Option<Dur>,
+    pub(crate) stale_if_error: Option<Dur>,
+    pub(crate) cache_authorized: Option<bool>,
+    pub(crate) tag_header: Option<String>,
+    pub(crate) targeted_cache_control: Option<Vec<String>>,
+    pub(crate) stale_on_open: Option<OptDur>,
+    pub(crate) key_query: Option<KeyQuery>,
 }
 
 /// `"all"`, `"none"`, or the list of query parameters that make up the key.
@@ -174,7 +174,7 @@ pub struct RouteCache {
     untagged,
     expecting = "\"all\", \"none\" or a list of query parameter names"
 )]
-pub enum KeyQuery {
+pub(crate) enum KeyQuery {
     Mode(String),
     Allow(Vec<String>),
 }

@@ -14,7 +14,7 @@ pub struct Startup {
 }
 
 impl Startup {
-    pub fn of(policy: &Policy) -> Startup {
+    pub(crate) fn of(policy: &Policy) -> Startup {
         Startup {
             policy_server: policy.server.clone(),
             admin_listen: policy.admin.listen,
@@ -25,7 +25,7 @@ impl Startup {
     /// Reports what `new` changes that needs a restart, as `key: running → in file`, and puts
     /// the running values back into `new` so that the snapshot describes what is really in
     /// effect.
-    pub fn pin(&self, new: &mut Policy) -> Vec<String> {
+    pub(crate) fn pin(&self, new: &mut Policy) -> Vec<String> {
         let mut pending = Vec::new();
         let running = &self.policy_server;
         if new.server.listen != running.listen {

@@ -13,24 +13,25 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// A duration written as a humantime string, e.g. `"250ms"`, `"30s"`, `"5m"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Dur(pub Duration);
+pub(crate) struct Dur(pub Duration);
 
 /// A byte size written as a string (`"64KiB"`, `"256MiB"`, `"1MB"`) or a plain integer of bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 /// A duration where `""` means "not set" (the conf file has no null).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct OptDur(pub Option<Duration>);
+pub(crate) struct OptDur(pub Option<Duration>);
 
 // === impl Dur ===
 
 impl Dur {
-    pub const fn secs(s: u64) -> Self {
+    pub(crate) const fn secs(s: u64) -> Self {
         Dur(Duration::from_secs(s))
     }
 
-    pub const fn millis(ms: u64) -> Self {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) const fn millis(ms: u64) -> Self {
         Dur(Duration::from_millis(ms))
     }
 }
@@ -98,11 +99,12 @@ impl Serialize for OptDur {
 // === impl Size ===
 
 impl Size {
-    pub const fn kib(n: u64) -> Self {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) const fn kib(n: u64) -> Self {
         Size(n * 1024)
     }
 
-    pub const fn mib(n: u64) -> Self {
+    pub(crate) const fn mib(n: u64) -> Self {
         Size(n * 1024 * 1024)
     }
 }

@@ -9,7 +9,7 @@ use crate::breaker::{self, Changes};
 
 /// The log lines and metrics for breaker transitions: an endpoint's at info (ejection and
 /// return are routine with several endpoints), the upstream's at warn (it is what pages).
-pub fn report_breaker_changes(
+pub(crate) fn report_breaker_changes(
     upstream: &str,
     endpoint: &str,
     changes: Changes,

@@ -9,16 +9,16 @@ use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
 
 /// What the store reports at one instant.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CacheFigures {
-    pub objects: u64,
-    pub bytes: u64,
-    pub evictions: u64,
-    pub purged: u64,
+pub(crate) struct CacheFigures {
+    pub(crate) objects: u64,
+    pub(crate) bytes: u64,
+    pub(crate) evictions: u64,
+    pub(crate) purged: u64,
 }
 
-pub type CacheSource = Box<dyn Fn() -> CacheFigures + Send + Sync>;
+pub(crate) type CacheSource = Box<dyn Fn() -> CacheFigures + Send + Sync>;
 
-pub struct CacheCollector {
+pub(crate) struct CacheCollector {
     source: CacheSource,
     descs: [Desc; 4],
 }
@@ -50,7 +50,7 @@ impl CacheCollector {
     // Static metric definitions (constant names, help and labels, never input) fail only on an
     // invalid name, which the unit tests would catch at once.
     #[allow(clippy::expect_used)]
-    pub fn new(source: CacheSource) -> CacheCollector {
+    pub(crate) fn new(source: CacheSource) -> CacheCollector {
         let descs = FAMILIES.map(|(name, help, _)| {
             Desc::new(name.into(), help.into(), Vec::new(), HashMap::new())
                 .expect("static metric definition is valid")

@@ -6,10 +6,10 @@
 //! holds handles resolved in advance and only does `inc`/`observe`.
 
 mod breakers;
-pub mod cache;
-pub mod reloads;
+pub(crate) mod cache;
+pub(crate) mod reloads;
 mod requests;
-pub mod stats;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 
@@ -20,12 +20,12 @@ use prometheus::{
 
 use crate::config::policy::Coding;
 use crate::config::Policy;
-pub use breakers::report_breaker_changes;
+pub(crate) use breakers::report_breaker_changes;
 pub use requests::{method_index, StatusCounts, METHODS};
 
 /// Latency buckets from 100 µs to 30 s: a sidecar's hop is sub-millisecond, its backend's
 /// answers span milliseconds to tens of seconds.
-pub const LATENCY_BUCKETS: [f64; 17] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 17] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
@@ -43,7 +43,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub(crate) const ALL: [Outcome; 5] = [
         Outcome::Ok,
         Outcome::HttpFailure,
         Outcome::Timeout,
@@ -51,7 +51,7 @@ impl Outcome {
         Outcome::Rejected,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::HttpFailure => "http_failure",
@@ -64,7 +64,7 @@ impl Outcome {
 
 pub struct Metrics {
     registry: Registry,
-    pub config: ConfigMetrics,
+    pub(crate) config: ConfigMetrics,
     requests: Arc<requests::RequestsTotal>,
     request_duration: HistogramVec,
     upstream_requests: IntCounterVec,
@@ -75,28 +75,28 @@ pub struct Metrics {
     cache_lookups: IntCounterVec,
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
-    pub compression: CompressionMetrics,
+    pub(crate) compression: CompressionMetrics,
 }
 
 /// The `to` label of `outrider_breaker_transitions_total`, and the index of its handle.
-pub const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
+pub(crate) const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
 
 /// One route's handles, resolved when a policy is applied.
 pub struct RouteMetrics {
     pub counts: Arc<StatusCounts>,
     pub duration: Histogram,
     /// `outrider_compression_responses_total{route,algorithm}`, by [`coding_index`].
-    pub compressed: [IntCounter; 3],
+    pub(crate) compressed: [IntCounter; 3],
     /// `outrider_conditional_responses_total{route,status}`: 304, then 412.
-    pub not_modified: IntCounter,
-    pub precondition_failed: IntCounter,
+    pub(crate) not_modified: IntCounter,
+    pub(crate) precondition_failed: IntCounter,
     /// `outrider_cache_lookups_total{route,result}`, by [`CacheResult`].
-    pub cache_lookups: [IntCounter; 6],
+    pub(crate) cache_lookups: [IntCounter; 6],
 }
 
 /// The `result` label of `outrider_cache_lookups_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheResult {
+pub(crate) enum CacheResult {
     /// Served from the cache, fresh (or stale within what the request's `max-stale` accepts).
     Hit,
     /// Fetched from the origin (whether or not it was then stored).
@@ -113,7 +113,7 @@ pub enum CacheResult {
 }
 
 impl CacheResult {
-    pub const ALL: [CacheResult; 6] = [
+    pub(crate) const ALL: [CacheResult; 6] = [
         CacheResult::Hit,
         CacheResult::Miss,
         CacheResult::Stale,
@@ -122,7 +122,7 @@ impl CacheResult {
         CacheResult::Coalesced,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             CacheResult::Hit => "hit",
             CacheResult::Miss => "miss",
@@ -135,9 +135,9 @@ impl CacheResult {
 }
 
 /// The `algorithm` label values, in [`coding_index`] order.
-pub const CODINGS: [&str; 3] = ["zstd", "br", "gzip"];
+pub(crate) const CODINGS: [&str; 3] = ["zstd", "br", "gzip"];
 
-pub fn coding_index(coding: &Coding) -> usize {
+pub(crate) fn coding_index(coding: &Coding) -> usize {
     match coding {
         Coding::Zstd => 0,
         Coding::Br => 1,
@@ -149,14 +149,20 @@ pub fn coding_index(coding: &Coding) -> usize {
 /// as DESIGN.md defines them: the byte totals answer "what does compression save", the
 /// per-route response counter answers "where".
 #[derive(Clone)]
-pub struct CompressionMetrics {
-    pub bytes_in: [IntCounter; 3],
-    pub bytes_out: [IntCounter; 3],
+pub(crate) struct CompressionMetrics {
+    pub(crate) bytes_in: [IntCounter; 3],
+    pub(crate) bytes_out: [IntCounter; 3],
 }
 
 impl CompressionMetrics {
     /// Records one finished compressed response.
-    pub fn record(&self, route: &RouteMetrics, coding: &Coding, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn record(
+        &self,
+        route: &RouteMetrics,
+        coding: &Coding,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
         let i = coding_index(coding);
         route.compressed[i].inc();
         route
@@ -173,9 +179,9 @@ pub struct UpstreamMetrics {
     pub duration: Histogram,
     pub inflight: IntGauge,
     /// `outrider_breaker_state{upstream}`: 0 closed, 1 half-open, 2 open.
-    pub breaker_state: IntGauge,
+    pub(crate) breaker_state: IntGauge,
     /// `outrider_breaker_transitions_total{upstream,to}`, by the gauge value of `to`.
-    pub breaker_transitions: [IntCounter; 3],
+    pub(crate) breaker_transitions: [IntCounter; 3],
 }
 
 impl UpstreamMetrics {
@@ -183,7 +189,7 @@ impl UpstreamMetrics {
         self.outcomes[outcome as usize].inc();
     }
 
-    pub fn count(&self, outcome: Outcome) -> u64 {
+    pub(crate) fn count(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome as usize].get()
     }
 }
@@ -193,7 +199,7 @@ impl UpstreamMetrics {
 pub struct Bound {
     pub routes: Vec<RouteMetrics>,
     pub upstreams: Vec<UpstreamMetrics>,
-    pub compression: CompressionMetrics,
+    pub(crate) compression: CompressionMetrics,
 }
 
 impl Metrics {
@@ -329,17 +335,13 @@ impl Metrics {
     }
 
     /// Exports the response cache's gauges and counters, read from `source` at each scrape.
-    pub fn register_cache(&self, source: cache::CacheSource) {
+    pub(crate) fn register_cache(&self, source: cache::CacheSource) {
         if let Err(e) = self
             .registry
             .register(Box::new(cache::CacheCollector::new(source)))
         {
             log::error!("cache metrics unavailable: {e}");
         }
-    }
-
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     /// Resolves the handles for `policy`. Series of names that already existed are reused, so
@@ -380,7 +382,7 @@ impl Metrics {
     }
 
     /// Stops exporting the series of routes and upstreams that `current` no longer has.
-    pub fn prune(&self, previous: &Policy, current: &Policy) {
+    pub(crate) fn prune(&self, previous: &Policy, current: &Policy) {
         for r in previous.all_routes() {
             if current.all_routes().all(|c| c.name != r.name) {
                 let _ = self.request_duration.remove_label_values(&[&*r.name]);
@@ -419,7 +421,7 @@ impl Metrics {
     }
 
     /// The text exposition format (0.0.4) of every registered family.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Encoding into a Vec fails only on malformed families, which registration prevents.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
@@ -447,11 +449,11 @@ impl<C: prometheus::core::Collector> prometheus::core::Collector for SharedColle
 }
 
 /// `outrider_config_*`: what hot reload did.
-pub struct ConfigMetrics {
-    pub reload_success: IntCounter,
-    pub reload_failure: IntCounter,
-    pub last_reload_successful: IntGauge,
-    pub generation: IntGauge,
+pub(crate) struct ConfigMetrics {
+    pub(crate) reload_success: IntCounter,
+    pub(crate) reload_failure: IntCounter,
+    pub(crate) last_reload_successful: IntGauge,
+    pub(crate) generation: IntGauge,
 }
 
 /// Registers `collector`. Names are static and unique, so a failure is a programming error that

@@ -10,7 +10,7 @@ use serde::Serialize;
 /// What asked for a reload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// The file changed on disk (watch or poll). Skipped when the content did not change.
     File,
     /// SIGHUP. Always recompiles.
@@ -22,24 +22,24 @@ pub enum Trigger {
 /// The reload history that `GET /config` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReloadStatus {
-    pub generation: u64,
-    pub source_sha256: String,
+    pub(crate) generation: u64,
+    pub(crate) source_sha256: String,
     #[serde(serialize_with = "rfc3339")]
-    pub loaded_at: SystemTime,
-    pub last_error: Option<ReloadFailure>,
+    pub(crate) loaded_at: SystemTime,
+    pub(crate) last_error: Option<ReloadFailure>,
     /// Changed settings that only a restart applies, as `key: running → in file`.
-    pub pending_restart: Vec<String>,
+    pub(crate) pending_restart: Vec<String>,
     /// Hash of the last content tried, so that an unchanged bad file is reported once.
     #[serde(skip)]
     pub(crate) last_attempt_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct ReloadFailure {
+pub(crate) struct ReloadFailure {
     #[serde(serialize_with = "rfc3339")]
-    pub at: SystemTime,
-    pub trigger: Trigger,
-    pub errors: Vec<String>,
+    pub(crate) at: SystemTime,
+    pub(crate) trigger: Trigger,
+    pub(crate) errors: Vec<String>,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -47,7 +47,7 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 }
 
 impl ReloadStatus {
-    pub fn initial(source_sha256: String) -> ReloadStatus {
+    pub(crate) fn initial(source_sha256: String) -> ReloadStatus {
         ReloadStatus {
             generation: 1,
             last_attempt_sha256: Some(source_sha256.clone()),

@@ -79,11 +79,11 @@ impl StatusCounts {
         }
     }
 
-    pub fn add_bytes_saved(&self, bytes: u64) {
+    pub(crate) fn add_bytes_saved(&self, bytes: u64) {
         self.bytes_saved.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn bytes_saved(&self) -> u64 {
+    pub(crate) fn bytes_saved(&self) -> u64 {
         self.bytes_saved.load(Ordering::Relaxed)
     }
 
@@ -98,7 +98,7 @@ impl StatusCounts {
     }
 
     /// Every non-zero (method index, status, count).
-    pub fn snapshot(&self) -> Vec<(usize, u16, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(usize, u16, u64)> {
         let mut out = Vec::new();
         for (i, cell) in self.cells.iter().enumerate() {
             let n = cell.load(Ordering::Relaxed);
@@ -113,7 +113,7 @@ impl StatusCounts {
     }
 
     /// (all responses, 5xx responses).
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         self.snapshot()
             .iter()
             .fold((0, 0), |(all, err), (_, status, n)| {
@@ -124,7 +124,7 @@ impl StatusCounts {
 
 /// The exporter and the per-route tables, keyed by route name so that counts carry over a
 /// reload for routes that keep their name.
-pub struct RequestsTotal {
+pub(crate) struct RequestsTotal {
     desc: Desc,
     routes: Mutex<HashMap<Arc<str>, Arc<StatusCounts>>>,
 }
@@ -133,7 +133,7 @@ impl RequestsTotal {
     // Static metric definitions (constant names, help and labels, never input) fail only on an
     // invalid name, which the unit tests would catch at once.
     #[allow(clippy::expect_used)]
-    pub fn new() -> RequestsTotal {
+    pub(crate) fn new() -> RequestsTotal {
         let desc = Desc::new(
             "outrider_requests_total".into(),
             "Requests answered, by route, method (standard methods, else OTHER) and status (0: no response was sent)."
@@ -149,7 +149,7 @@ impl RequestsTotal {
     }
 
     /// The table for `route`, created on first use.
-    pub fn route(&self, route: &Arc<str>) -> Arc<StatusCounts> {
+    pub(crate) fn route(&self, route: &Arc<str>) -> Arc<StatusCounts> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(route.clone())
@@ -158,7 +158,7 @@ impl RequestsTotal {
     }
 
     /// Stops exporting routes that are gone.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes.retain(|name, _| keep(name));
     }

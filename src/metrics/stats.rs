@@ -16,22 +16,22 @@ use serde_json::{json, Value};
 use super::{Bound, CacheResult, Outcome, LATENCY_BUCKETS};
 use crate::config::Policy;
 
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Cumulative counts of one route or upstream at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
     pub requests: u64,
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Cumulative bucket counts of the latency histogram, one per `LATENCY_BUCKETS` bound.
-    pub buckets: Vec<u64>,
-    pub observations: u64,
+    pub(crate) buckets: Vec<u64>,
+    pub(crate) observations: u64,
     /// Routes only: body bytes compression saved.
-    pub bytes_saved: u64,
+    pub(crate) bytes_saved: u64,
     /// Routes only: requests the cache answered (hit, stale, coalesced) and requests that
     /// looked it up (those plus miss and revalidated; bypasses are not lookups).
-    pub cache_served: u64,
+    pub(crate) cache_served: u64,
     pub cache_lookups: u64,
 }
 
@@ -69,7 +69,7 @@ impl Counts {
 }
 
 /// Reads the current cumulative counts of every route and upstream of `policy`.
-pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
+pub(crate) fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
     let routes = policy
         .routes
         .routes
@@ -116,7 +116,7 @@ pub fn sample(policy: &Policy, bound: &Bound, at: Instant) -> Sample {
 
 impl StatsWindow {
     /// Keeps `s` and forgets samples older than the window.
-    pub fn push(&self, s: Sample) {
+    pub(crate) fn push(&self, s: Sample) {
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         while samples
             .front()
@@ -137,7 +137,7 @@ impl StatsWindow {
 /// The `q` quantile from cumulative bucket counts, interpolating linearly inside the bucket
 /// as `histogram_quantile` does; `None` without observations. Beyond the last bound it
 /// answers the last bound.
-pub fn quantile(q: f64, bounds: &[f64], cumulative: &[u64], total: u64) -> Option<f64> {
+pub(crate) fn quantile(q: f64, bounds: &[f64], cumulative: &[u64], total: u64) -> Option<f64> {
     if total == 0 {
         return None;
     }
@@ -190,7 +190,12 @@ fn describe(d: &Counts, seconds: f64) -> Value {
 }
 
 /// The `/stats` document: `now` against `baseline` (or against zero, since `started`).
-pub fn report(policy: &Policy, now: &Sample, baseline: Option<&Sample>, started: Instant) -> Value {
+pub(crate) fn report(
+    policy: &Policy,
+    now: &Sample,
+    baseline: Option<&Sample>,
+    started: Instant,
+) -> Value {
     let since = baseline.map_or(started, |b| b.at);
     let seconds = now.at.duration_since(since).as_secs_f64();
     let mut routes = serde_json::Map::new();

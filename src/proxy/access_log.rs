@@ -8,21 +8,21 @@ use serde::Serialize;
 use crate::config::policy::LogFormat;
 
 #[derive(Serialize)]
-pub struct Entry<'a> {
-    pub ts: String,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub route: &'a str,
-    pub upstream: &'a str,
-    pub endpoint: &'a str,
-    pub status: u16,
-    pub duration_ms: f64,
-    pub upstream_ms: Option<f64>,
-    pub bytes_sent: usize,
-    pub error: &'a str,
+pub(crate) struct Entry<'a> {
+    pub(crate) ts: String,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) upstream: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) status: u16,
+    pub(crate) duration_ms: f64,
+    pub(crate) upstream_ms: Option<f64>,
+    pub(crate) bytes_sent: usize,
+    pub(crate) error: &'a str,
 }
 
-pub fn write(format: LogFormat, e: &Entry<'_>) {
+pub(crate) fn write(format: LogFormat, e: &Entry<'_>) {
     let mut out = std::io::stdout().lock();
     // A closed stdout must not fail the request.
     let _ = match format {

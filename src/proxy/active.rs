@@ -12,11 +12,11 @@ use crate::metrics::{Bound, Metrics};
 /// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
 /// so handles and policy indexes always agree.
 pub struct Active {
-    pub policy: Policy,
-    pub metrics: Bound,
+    pub(crate) policy: Policy,
+    pub(crate) metrics: Bound,
     /// Each upstream's breakers and concurrency limit, indexed like `policy.upstreams`:
     /// handles onto state that outlives the snapshot (see `breaker::Registry`).
-    pub breakers: Vec<UpstreamGuard>,
+    pub(crate) breakers: Vec<UpstreamGuard>,
 }
 
 impl Active {

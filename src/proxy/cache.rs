@@ -37,34 +37,34 @@ use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
 use crate::cache::key::{primary_key, push_url_overrides};
-use crate::cache::status::{CacheStatus, Fwd};
+use crate::cache::status::{ttl_seconds, CacheStatus, Fwd};
 use crate::conditional::Outcome;
 use crate::config::policy::{Coding, Route, RouteCachePolicy};
 use crate::metrics::{coding_index, CacheResult};
 
 /// What this request did with the cache, for `Cache-Status`, metrics and the 412 path.
 #[derive(Debug, Default)]
-pub struct CacheCtx {
+pub(crate) struct CacheCtx {
     /// The route caches and this request looked the cache up.
-    pub used: bool,
+    pub(crate) used: bool,
     /// The route caches but this request did not use it, and why.
-    pub bypass: Option<&'static str>,
+    pub(crate) bypass: Option<&'static str>,
     /// Why the response was not stored (Cache-Status `detail`).
-    pub not_stored: Option<&'static str>,
-    pub stored: bool,
-    pub only_if_cached: bool,
+    pub(crate) not_stored: Option<&'static str>,
+    pub(crate) stored: bool,
+    pub(crate) only_if_cached: bool,
     /// The request's If-Match / If-Unmodified-Since failed against the cached response:
     /// `response_filter` answers 412 and the body is dropped.
-    pub precondition_failed: bool,
+    pub(crate) precondition_failed: bool,
     /// When the request reached `request_cache_filter`, as wall-clock time (RFC 9111 §4.2.3's
     /// request_time is when the upstream request was sent; the difference is the lookup).
-    pub request_time: Option<SystemTime>,
+    pub(crate) request_time: Option<SystemTime>,
     /// This hit's body is a memoised encoding (see `serve_memoised_encoding`).
-    pub served_memoised: bool,
+    pub(crate) served_memoised: bool,
     /// The lookup found the URL stored, but for other values of its `Vary` fields.
-    pub vary_miss: bool,
+    pub(crate) vary_miss: bool,
     /// A stale stored response answered because the upstream refused the request.
-    pub served_on_open: bool,
+    pub(crate) served_on_open: bool,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -463,68 +463,77 @@ fn precondition_failed_header() -> Result<ResponseHeader> {
 }
 
 fn ttl(meta: Option<&CacheMeta>, now: SystemTime) -> Option<i64> {
-    let until = meta?.fresh_until();
-    Some(match until.duration_since(now) {
-        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-        Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
-    })
+    meta.map(|meta| ttl_seconds(meta.fresh_until(), now))
+}
+
+/// A hit whose remaining freshness the stored meta tells (no meta: no `ttl`).
+fn hit(meta: Option<&CacheMeta>, now: SystemTime) -> CacheStatus {
+    match ttl(meta, now) {
+        Some(ttl) => CacheStatus::hit(ttl),
+        None => CacheStatus {
+            hit: true,
+            ..CacheStatus::default()
+        },
+    }
 }
 
 fn cache_status(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> CacheStatus {
     let cache = &session.cache;
     let now = SystemTime::now();
     let upstream_status = Some(resp.status.as_u16());
-    let mut status = CacheStatus::default();
     if let Some(reason) = ctx.cache.bypass {
         if reason == freshness::BypassReason::Method.as_str() {
-            status.fwd = Some(Fwd::Method);
-        } else {
-            status.fwd = Some(Fwd::Bypass);
-            status.detail = Some(reason.into());
+            return CacheStatus::forward(Fwd::Method);
         }
+        let mut status = CacheStatus::forward(Fwd::Bypass);
+        status.detail = Some(reason.into());
         return status;
     }
     let coalesced = cache.lock_duration().is_some();
+    let meta = cache.maybe_cache_meta();
     match cache.phase() {
         CachePhase::Hit => {
-            status.hit = true;
+            let mut status = hit(meta, now);
             status.collapsed = coalesced;
-            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            status
         }
         CachePhase::StaleUpdating => {
-            status.hit = true;
-            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            let mut status = hit(meta, now);
             status.detail = Some("stale-while-revalidate".into());
+            status
         }
         CachePhase::Stale if ctx.cache.served_on_open => {
             // Not forwarded at all: the upstream refused it, so a hit, stale, and why.
-            status.hit = true;
-            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            let mut status = hit(meta, now);
             status.detail = Some(match ctx.rejected.map(|r| r.cause) {
                 Some(Cause::OverLimit) => "stale-over-limit".into(),
                 _ => "stale-breaker-open".into(),
             });
+            status
         }
         CachePhase::Stale => {
             // Still Stale when the response goes out: served stale because the origin failed.
-            status.fwd = Some(Fwd::Stale);
-            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            let mut status = CacheStatus::forward(Fwd::Stale);
+            status.ttl = ttl(meta, now);
             status.detail = Some("stale-if-error".into());
+            status
         }
         CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => {
-            status.fwd = Some(Fwd::Stale);
+            let mut status = CacheStatus::forward(Fwd::Stale);
             status.fwd_status = Some(304);
             status.stored = matches!(cache.phase(), CachePhase::Revalidated);
-            status.ttl = ttl(cache.maybe_cache_meta(), now);
+            status.ttl = ttl(meta, now);
+            status
         }
         CachePhase::Expired => {
-            status.fwd = Some(Fwd::Stale);
+            let mut status = CacheStatus::forward(Fwd::Stale);
             status.fwd_status = upstream_status;
             status.stored = ctx.cache.stored;
             status.detail = ctx.cache.not_stored.map(Into::into);
+            status
         }
         CachePhase::Miss => {
-            status.fwd = Some(if ctx.cache.vary_miss {
+            let mut status = CacheStatus::forward(if ctx.cache.vary_miss {
                 Fwd::VaryMiss
             } else {
                 Fwd::UriMiss
@@ -533,21 +542,22 @@ fn cache_status(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> CacheSta
             status.stored = ctx.cache.stored;
             status.collapsed = coalesced;
             status.detail = ctx.cache.not_stored.map(Into::into);
+            status
         }
         CachePhase::Disabled(reason) => {
-            status.fwd = Some(if ctx.cache.used {
+            let mut status = CacheStatus::forward(if ctx.cache.used {
                 Fwd::UriMiss
             } else {
                 Fwd::Bypass
             });
             status.fwd_status = upstream_status;
             status.detail = Some(ctx.cache.not_stored.unwrap_or(reason.as_str()).into());
+            status
         }
         CachePhase::Bypass | CachePhase::Uninit | CachePhase::CacheKey => {
-            status.fwd = Some(Fwd::Bypass);
+            CacheStatus::forward(Fwd::Bypass)
         }
     }
-    status
 }
 
 /// Drops the body of a response turned into a 412 by `response_filter`.

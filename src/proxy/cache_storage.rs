@@ -40,20 +40,20 @@ use crate::metrics::CacheResult;
 /// after its freshness and stale windows end, unless memory pressure evicts it first: a
 /// conditional request to the origin then costs a 304 instead of the whole body. nginx's
 /// `proxy_cache_path ... inactive=10m` default is the same length.
-pub const KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(600);
+pub(crate) const KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(600);
 
 /// A stored response's two windows for serving it stale instead of an error, in seconds past
 /// its freshness: when the origin failed, and when the proxy refused to ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// Travels in `CacheMeta`'s extensions.
-pub struct StaleWindows {
-    pub if_error: u32,
-    pub on_open: u32,
+pub(crate) struct StaleWindows {
+    pub(crate) if_error: u32,
+    pub(crate) on_open: u32,
 }
 
 /// The response meta as stored: `CacheMeta`'s fields, parsed.
 #[derive(Debug)]
-pub struct StoredMeta {
+pub(crate) struct StoredMeta {
     fresh_until: SystemTime,
     created: SystemTime,
     /// When the object was last (re)validated: Pingora's `epoch`, what `Age` counts from.
@@ -67,7 +67,7 @@ pub struct StoredMeta {
 }
 
 impl StoredMeta {
-    pub fn of(meta: &CacheMeta) -> StoredMeta {
+    pub(crate) fn of(meta: &CacheMeta) -> StoredMeta {
         StoredMeta {
             fresh_until: meta.fresh_until(),
             created: meta.created(),
@@ -80,7 +80,7 @@ impl StoredMeta {
         }
     }
 
-    pub fn to_meta(&self) -> CacheMeta {
+    pub(crate) fn to_meta(&self) -> CacheMeta {
         let mut meta = CacheMeta::new(
             self.fresh_until,
             self.created,
@@ -98,10 +98,6 @@ impl StoredMeta {
             meta.extensions_mut().insert(windows);
         }
         meta
-    }
-
-    pub fn header(&self) -> &ResponseHeader {
-        &self.header
     }
 
     /// Bytes the meta holds, for the store's accounting: header names and values plus an
@@ -153,20 +149,20 @@ pub struct StoreHints {
 /// The cache's process-wide state. Pingora wants `&'static` storage, so it is leaked once per
 /// [`crate::proxy::Shared`] and outlives every policy; a reload only changes its limits.
 pub struct CacheBackend {
-    pub store: Store<Arc<StoredMeta>>,
+    pub(crate) store: Store<Arc<StoredMeta>>,
     /// Lookups by [`CacheResult`], over all routes, for `GET /cache`'s hit ratio.
     lookups: [AtomicU64; 6],
 }
 
 /// `GET /cache`'s lookup counts since start.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LookupCounts {
-    pub hit: u64,
-    pub miss: u64,
-    pub stale: u64,
-    pub revalidated: u64,
-    pub bypass: u64,
-    pub coalesced: u64,
+pub(crate) struct LookupCounts {
+    pub(crate) hit: u64,
+    pub(crate) miss: u64,
+    pub(crate) stale: u64,
+    pub(crate) revalidated: u64,
+    pub(crate) bypass: u64,
+    pub(crate) coalesced: u64,
 }
 
 impl CacheBackend {
@@ -177,11 +173,11 @@ impl CacheBackend {
         }))
     }
 
-    pub fn record(&self, result: CacheResult) {
+    pub(crate) fn record(&self, result: CacheResult) {
         self.lookups[result as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn lookups(&self) -> LookupCounts {
+    pub(crate) fn lookups(&self) -> LookupCounts {
         let n = |r: CacheResult| self.lookups[r as usize].load(Ordering::Relaxed);
         LookupCounts {
             hit: n(CacheResult::Hit),
@@ -194,7 +190,7 @@ impl CacheBackend {
     }
 
     /// The store's figures for the Prometheus exporter.
-    pub fn figures(&self) -> CacheFigures {
+    pub(crate) fn figures(&self) -> CacheFigures {
         let stats = self.store.stats();
         CacheFigures {
             objects: stats.objects,
@@ -209,7 +205,7 @@ fn entry_key(primary: HashBinary, variance: Option<HashBinary>) -> EntryKey {
     EntryKey { primary, variance }
 }
 
-pub fn entry_key_of(key: &CacheKey) -> EntryKey {
+pub(crate) fn entry_key_of(key: &CacheKey) -> EntryKey {
     entry_key(key.primary_bin(), key.variance_bin())
 }
 
@@ -295,7 +291,7 @@ impl Storage for CacheBackend {
 }
 
 /// A hit: the stored body, or the range of it Pingora seeked to, or a memoised encoding of it.
-pub struct StoredBody {
+pub(crate) struct StoredBody {
     hit: Hit<Arc<StoredMeta>>,
     body: Bytes,
     start: usize,
@@ -318,7 +314,7 @@ impl StoredBody {
 
     /// Serves the memoised encoding for `coding` instead of the stored body, if there is one;
     /// returns the identity and encoded lengths.
-    pub fn use_encoded(&mut self, coding: u8) -> Option<(usize, usize)> {
+    pub(crate) fn use_encoded(&mut self, coding: u8) -> Option<(usize, usize)> {
         let encoded = self.hit.encoded(coding)?;
         let lengths = (self.hit.body.len(), encoded.len());
         self.end = encoded.len();

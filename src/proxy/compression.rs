@@ -26,7 +26,7 @@ use crate::compress::{self, Decision, Encoder, ResponseFacts};
 use crate::config::policy::{Coding, CompressionPolicy};
 
 /// Registers [`Compression`] once per server.
-pub struct CompressionBuilder;
+pub(crate) struct CompressionBuilder;
 
 impl HttpModuleBuilder for CompressionBuilder {
     fn init(&self) -> Module {
@@ -36,7 +36,7 @@ impl HttpModuleBuilder for CompressionBuilder {
 
 /// Per-request module state. Idle until [`Compression::plan`] is called for a routed request.
 #[derive(Default)]
-pub struct Compression {
+pub(crate) struct Compression {
     plan: Option<Plan>,
     encoder: Option<Encoder>,
     /// A cache hit whose body is already encoded in the negotiated coding (`proxy::cache`).
@@ -47,13 +47,13 @@ pub struct Compression {
 }
 
 /// What the header filter needs to describe a body that is already encoded.
-pub struct PreEncoded {
-    pub identity_len: u64,
-    pub encoded_len: u64,
+pub(crate) struct PreEncoded {
+    pub(crate) identity_len: u64,
+    pub(crate) encoded_len: u64,
 }
 
 /// Receives the whole encoded body and its coding.
-pub type MemoSink = Box<dyn FnOnce(&Coding, Bytes) + Send + Sync>;
+pub(crate) type MemoSink = Box<dyn FnOnce(&Coding, Bytes) + Send + Sync>;
 
 struct Memo {
     sink: MemoSink,
@@ -76,7 +76,12 @@ struct Plan {
 impl Compression {
     /// Sets this request up for compression on `route` of `policy`: negotiates the coding from
     /// the client's `Accept-Encoding` once, before any response exists.
-    pub fn plan(&mut self, policy: &Arc<Active>, route: usize, req: &pingora::http::RequestHeader) {
+    pub(crate) fn plan(
+        &mut self,
+        policy: &Arc<Active>,
+        route: usize,
+        req: &pingora::http::RequestHeader,
+    ) {
         let Some(r) = policy.route_by_id(route) else {
             return;
         };
@@ -104,14 +109,14 @@ impl Compression {
 
     /// The coding this client gets if the response qualifies; `None` before `plan` or for
     /// identity-only clients.
-    pub fn negotiated(&self) -> Option<&Coding> {
+    pub(crate) fn negotiated(&self) -> Option<&Coding> {
         self.plan.as_ref().and_then(|p| p.coding.as_ref())
     }
 
     /// Gives a 304 built from `full` (the 200 it stands for) the `Vary` and `ETag` form that
     /// this client would have got on the 200 (RFC 9110 §15.4.5): the module cannot tell from
     /// the 304 itself, which has no media type or length.
-    pub fn align_not_modified(
+    pub(crate) fn align_not_modified(
         &self,
         full: &ResponseHeader,
         not_modified: &mut ResponseHeader,
@@ -140,13 +145,13 @@ impl Compression {
 
     /// This response's body (a cache hit) is already encoded in the negotiated coding: the
     /// header says so and nothing is encoded again.
-    pub fn serve_pre_encoded(&mut self, pre: PreEncoded) {
+    pub(crate) fn serve_pre_encoded(&mut self, pre: PreEncoded) {
         self.pre_encoded = Some(pre);
     }
 
     /// If this response gets encoded, hand the whole encoded body (up to `limit` bytes) to
     /// `sink` at its end.
-    pub fn memoise_into(&mut self, limit: usize, sink: MemoSink) {
+    pub(crate) fn memoise_into(&mut self, limit: usize, sink: MemoSink) {
         self.memo = Some(Memo {
             sink,
             limit,

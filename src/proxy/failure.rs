@@ -6,7 +6,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 /// What went wrong, as the client and the operator need to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// An explicit status chosen by a hook (e.g. a future breaker's 503).
     Status(u16),
     /// The upstream could not be connected to (refused, unreachable, TLS handshake).
@@ -27,7 +27,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn classify(e: &Error) -> Failure {
+    pub(crate) fn classify(e: &Error) -> Failure {
         use ErrorType::*;
         match (e.etype(), e.esource()) {
             (HTTPStatus(code), ErrorSource::Downstream) => Failure::Refused(*code),
@@ -53,7 +53,7 @@ impl Failure {
     }
 
     /// The status for the client; 0 when there is no one to answer.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Failure::Status(code) | Failure::Refused(code) => code,
             Failure::ClientTimeout => 408,
@@ -67,7 +67,7 @@ impl Failure {
 
     /// The client caused it: nothing to say about the upstream's health, and nothing an
     /// operator needs a warning for.
-    pub fn is_client_side(self) -> bool {
+    pub(crate) fn is_client_side(self) -> bool {
         matches!(
             self,
             Failure::BadRequest
@@ -78,7 +78,7 @@ impl Failure {
     }
 
     /// A stable, low-cardinality label for logs (and, later, metrics).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Failure::Status(_) => "status",
             Failure::Refused(_) => "refused",
@@ -93,7 +93,7 @@ impl Failure {
     }
 
     /// A short body that says what failed without leaking internal addresses.
-    pub fn body(self, upstream: Option<&str>) -> Bytes {
+    pub(crate) fn body(self, upstream: Option<&str>) -> Bytes {
         let up = upstream.unwrap_or("-");
         Bytes::from(match self {
             Failure::ConnectFailed => {

@@ -21,7 +21,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// key and the upstream then all see the one host the target names. Pingora keeps such a
 /// target's authority only in the raw bytes, so without this the request would be routed by
 /// a missing `Host`. Userinfo in the target is refused (RFC 9110 §4.2.4).
-pub fn absolute_form_to_origin_form(req: &mut RequestHeader) -> pingora::Result<()> {
+pub(crate) fn absolute_form_to_origin_form(req: &mut RequestHeader) -> pingora::Result<()> {
     let raw = req.raw_path();
     if raw.first() == Some(&b'/') || raw == b"*" {
         return Ok(());
@@ -61,7 +61,7 @@ pub fn absolute_form_to_origin_form(req: &mut RequestHeader) -> pingora::Result<
 /// `Content-Length` values becomes one (RFC 9110 §8.6; Pingora refuses differing ones), and
 /// `Expect` from an HTTP/1.0 client is dropped, since such a client cannot take the
 /// `100 Continue` the upstream would send (RFC 9110 §10.1.1).
-pub fn normalize_framing(
+pub(crate) fn normalize_framing(
     req: &mut RequestHeader,
     downstream_version: http::Version,
 ) -> pingora::Result<()> {
@@ -87,7 +87,7 @@ pub fn normalize_framing(
 }
 
 /// `Via` names the protocol version of the hop this proxy received.
-pub fn via_value(version: http::Version) -> HeaderValue {
+pub(crate) fn via_value(version: http::Version) -> HeaderValue {
     HeaderValue::from_static(match version {
         http::Version::HTTP_10 => "1.0 outrider",
         http::Version::HTTP_2 => "2 outrider",
@@ -98,7 +98,7 @@ pub fn via_value(version: http::Version) -> HeaderValue {
 /// Adds `X-Forwarded-For` (appended, as nginx's `$proxy_add_x_forwarded_for`),
 /// `X-Forwarded-Proto` (overwritten: this hop is what we know, a client-sent value is not
 /// trustworthy) and `Via` (appended).
-pub fn add_forwarding_headers(
+pub(crate) fn add_forwarding_headers(
     req: &mut RequestHeader,
     client_ip: Option<IpAddr>,
     downstream_version: http::Version,
@@ -126,7 +126,7 @@ pub fn add_forwarding_headers(
 /// downstream: those nominated by `Connection`, and the standard ones. `Transfer-Encoding` is
 /// left to Pingora, which reframes the body for the downstream connection itself; `Upgrade`
 /// stays on a 101, which is the upgrade.
-pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
+pub(crate) fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     if resp.headers.contains_key(header::CONNECTION) {
         let nominated: Vec<HeaderName> = resp
             .headers

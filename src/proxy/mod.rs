@@ -42,12 +42,12 @@ use crate::metrics::{method_index, Outcome, UpstreamMetrics};
 pub use active::Active;
 pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
-pub use failure::Failure;
+pub(crate) use failure::Failure;
 use resilience::Ended;
 pub use state::{InflightGuard, Shared};
 
 /// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
-pub struct Outrider {
+pub(crate) struct Outrider {
     shared: Arc<Shared>,
     /// The buffered leg's upstream connections and their keep-alive pool (Pingora's leg has
     /// its own inside the proxy service).
@@ -55,7 +55,7 @@ pub struct Outrider {
 }
 
 impl Outrider {
-    pub fn new(shared: Arc<Shared>, server: &ServerConf) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, server: &ServerConf) -> Self {
         Outrider {
             shared,
             connector: Connector::new(Some(ConnectorOptions::from_server_conf(server))),
@@ -64,7 +64,7 @@ impl Outrider {
 }
 
 /// Per-request state. The policy snapshot is loaded once, in `new_ctx`, and kept to the end.
-pub struct Ctx {
+pub(crate) struct Ctx {
     policy: Arc<Active>,
     /// Index of the matched route in `policy`, set by `early_request_filter`.
     route: Option<usize>,

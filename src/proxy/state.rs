@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -20,9 +20,8 @@ use crate::metrics::Metrics;
 pub struct Shared {
     policy: ArcSwap<Active>,
     /// Where the policy came from (None for a policy compiled from memory, as in tests).
-    pub config_path: Option<PathBuf>,
-    pub started_at: SystemTime,
-    pub started: Instant,
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) started: Instant,
     draining: AtomicBool,
     inflight: AtomicUsize,
     pub metrics: Metrics,
@@ -61,7 +60,6 @@ impl Shared {
             policy: ArcSwap::from_pointee(Active::bind(policy, &metrics, &breakers)),
             breakers,
             config_path,
-            started_at: SystemTime::now(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
@@ -105,7 +103,7 @@ impl Shared {
     }
 
     /// Set once shutdown begins: readiness turns 503 so that load balancers stop sending.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
@@ -119,7 +117,7 @@ impl Shared {
     }
 
     /// Counts a request in flight until the returned guard drops.
-    pub fn track_request(self: &Arc<Self>) -> InflightGuard {
+    pub(crate) fn track_request(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         InflightGuard(self.clone())
     }

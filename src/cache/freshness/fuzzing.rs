@@ -217,7 +217,7 @@ pub fn fuzz_check(data: &[u8]) {
         }
         Storability::DontStore(reason) => {
             let status = CacheStatus {
-                fwd: Some(Fwd::Miss),
+                fwd: Some(Fwd::UriMiss),
                 fwd_status: Some(rsp.status),
                 detail: Some(reason.as_str().into()),
                 ..CacheStatus::default()

@@ -8,11 +8,11 @@ use super::*;
 
 /// Each operation is this many bytes: an opcode and up to six arguments. A fixed width
 /// keeps the decoding trivial and lets a fuzzer's mutations line up with operations.
-pub const OP_LEN: usize = 7;
+pub(crate) const OP_LEN: usize = 7;
 
 /// URLs, each with the path-and-query the store must find in it: with and without a
 /// path, a query, another host and scheme, no scheme, a `/` only in the query, non-ASCII.
-pub const URLS: [(&str, &str); 10] = [
+pub(crate) const URLS: [(&str, &str); 10] = [
     ("http://a.test/", "/"),
     ("http://a.test/x", "/x"),
     ("http://a.test/x/y?q=1", "/x/y?q=1"),
@@ -25,7 +25,7 @@ pub const URLS: [(&str, &str); 10] = [
     ("http://a.test/xy", "/xy"),
 ];
 
-pub const PREFIXES: [&str; 14] = [
+pub(crate) const PREFIXES: [&str; 14] = [
     "/",
     "/x",
     "/x/",
@@ -43,22 +43,22 @@ pub const PREFIXES: [&str; 14] = [
 ];
 
 /// Duplicates and an empty tag on purpose: the store drops both.
-pub const TAGS: [&str; 5] = ["red", "green", "blue", "red", ""];
+pub(crate) const TAGS: [&str; 5] = ["red", "green", "blue", "red", ""];
 
 /// First bytes of the primaries: shards 0, 1, 0 (a second primary there), 15 and 7.
 const PRIMARIES: [u8; 5] = [0x00, 0x01, 0x10, 0x0f, 0x27];
 const VARIANCES: [Option<u8>; 3] = [None, Some(1), Some(2)];
 const MAX_BYTES: [u64; 8] = [0, 700, 2_048, 8_192, 16_384, 32_768, 1 << 20, u64::MAX];
 const MAX_OBJECT_BYTES: [u64; 6] = [0, 600, 1_024, 4_096, 16_384, u64::MAX];
-pub const INITIAL_MAX_BYTES: u64 = 16_384;
-pub const INITIAL_MAX_OBJECT_BYTES: u64 = 8_192;
+pub(crate) const INITIAL_MAX_BYTES: u64 = 16_384;
+pub(crate) const INITIAL_MAX_OBJECT_BYTES: u64 = 8_192;
 const CODINGS: u8 = 3;
 /// Bodies are slices of this, so that running operations allocates no body.
 static ZEROS: [u8; 4096] = [0; 4096];
 
 /// One operation; keys, URLs, prefixes and tags are indexes into the vocabularies above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Insert {
         key: u8,
         url: u8,
@@ -111,7 +111,7 @@ pub enum Op {
 
 /// What an operation answered, in a form the store and the model can both produce.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     Insert(Insert),
     Lookup(Option<HitView>),
     Done(bool),
@@ -120,17 +120,17 @@ pub enum Answer {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HitView {
+pub(crate) struct HitView {
     /// The sequence number of the insert or meta update that produced it.
-    pub meta: u32,
-    pub body_len: usize,
-    pub weight: usize,
-    pub encoded_lens: [Option<usize>; CODINGS as usize],
+    pub(crate) meta: u32,
+    pub(crate) body_len: usize,
+    pub(crate) weight: usize,
+    pub(crate) encoded_lens: [Option<usize>; CODINGS as usize],
 }
 
 /// A store and the model, run side by side.
-pub struct Harness {
-    pub store: Store<u32>,
+pub(crate) struct Harness {
+    pub(crate) store: Store<u32>,
     model: Model,
     now: SystemTime,
     seq: u32,
@@ -168,7 +168,7 @@ pub fn run_ops(data: &[u8]) -> Result<(), String> {
 
 /// Applies `op` to `store` alone (no model), for concurrent runs. `seq` identifies the
 /// meta written, `now` is the thread's clock.
-pub fn apply_to_store(store: &Store<u32>, op: Op, now: &mut SystemTime, seq: u32) -> Answer {
+pub(crate) fn apply_to_store(store: &Store<u32>, op: Op, now: &mut SystemTime, seq: u32) -> Answer {
     match op {
         Op::Insert {
             key,
@@ -267,7 +267,7 @@ fn view(hit: Hit<u32>) -> HitView {
 
 impl Op {
     /// Decodes one operation from up to [`OP_LEN`] bytes; missing bytes read as zero.
-    pub fn decode(bytes: &[u8]) -> Self {
+    pub(crate) fn decode(bytes: &[u8]) -> Self {
         let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
         let key = byte(1) % (PRIMARIES.len() * VARIANCES.len()) as u8;
         let wide = |i: usize| u16::from(byte(i));
@@ -323,7 +323,7 @@ impl Default for Harness {
 }
 
 impl Harness {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             store: Store::new(INITIAL_MAX_BYTES, INITIAL_MAX_OBJECT_BYTES),
             model: Model {
@@ -342,7 +342,7 @@ impl Harness {
 
     /// Runs `op` on the store and the model; their answers and stats must agree, the
     /// store's invariants hold, and the total be within the bound.
-    pub fn apply(&mut self, op: Op) -> Result<(), String> {
+    pub(crate) fn apply(&mut self, op: Op) -> Result<(), String> {
         self.seq = self.seq.wrapping_add(1);
         let mut now = self.now;
         let got = apply_to_store(&self.store, op, &mut now, self.seq);

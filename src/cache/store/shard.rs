@@ -149,6 +149,7 @@ impl<M> Shard<M> {
 
     /// The shard's part of [`Store::check_invariants`](super::Store::check_invariants): its
     /// bytes and object count.
+    #[cfg(any(test, fuzzing))]
     pub(super) fn check(&self, index: usize, next_tick: u64) -> Result<(u64, u64), String> {
         let mut bytes = 0_u64;
         let mut tags = 0;
@@ -279,7 +280,9 @@ impl<M: Clone> Object<M> {
             meta: self.meta.clone(),
             body: self.body.clone(),
             encoded: self.encoded.clone(),
+            #[cfg(any(test, fuzzing))]
             weight: self.weight,
+            #[cfg(any(test, fuzzing))]
             expires: self.expires,
         }
     }
