@@ -7,13 +7,17 @@
 //! reaches the route's `compression.min_size` decides `Content-Encoding`. Those requests are
 //! served here.
 //!
-//! How it stays one pipeline: this is a second *driver* of the same `ProxyHttp` hooks, not a
-//! second copy of them. It calls `upstream_peer` (endpoint choice, timeouts, in-flight gauge),
-//! `fail_to_connect` and `error_while_proxy` (the retry rules), `upstream_request_filter`
-//! (forwarding headers, Accept-Encoding), `upstream_response_filter` (upstream latency,
-//! hop-by-hop stripping, `Via`) and `response_filter` in Pingora's order, writes through the
-//! session so the downstream modules (compression) run, and returns errors to Pingora, which
-//! calls `fail_to_proxy` and `logging` exactly as for its own leg.
+//! What it shares with Pingora's leg, and what it does not (today; the performance work may
+//! replace this leg): it calls the same decision hooks, in Pingora's order: `upstream_peer`
+//! (endpoint choice, timeouts, in-flight gauge), `fail_to_connect` and `error_while_proxy`
+//! (the retry rules), `upstream_request_filter` (forwarding headers, Accept-Encoding),
+//! `upstream_response_filter` (upstream latency, hop-by-hop stripping, `Via`) and
+//! `response_filter`; it writes through the session so the downstream modules (compression)
+//! run; and it returns errors to Pingora, which calls `fail_to_proxy` and `logging` as for its
+//! own leg. It does *not* call `upstream_response_body_filter` or `response_body_filter`: what
+//! those do for Pingora's leg (HEAD bodies dropped, a 412's body dropped) it does itself. It has
+//! its own connector and keep-alive pool (`Outrider::connector`), separate from Pingora's, and
+//! allows at most two attempts (one retry), as Pingora's leg does by default.
 //!
 //! Scope, chosen so the leg never streams a request body or an upgrade: `GET` and `HEAD` with an
 //! empty body and no `Upgrade`, on a route that generates ETags, or that compresses for this
@@ -29,8 +33,10 @@
 //! and the proxy serves the range itself when `If-Range` matches strongly and the body was held;
 //! otherwise the full representation, which RFC 9110 §14.2 allows (a server may ignore `Range`).
 //!
-//! Pingora's leg also watches the client while waiting for the upstream; this one notices a
-//! vanished client only when it writes, within the upstream's read timeout.
+//! A client that leaves while the upstream is still to answer is noticed at once (its
+//! connection is watched until the response header arrives), which releases the upstream
+//! connection and the concurrency slot; once the body is being read, a vanished client is
+//! noticed only when the answer is written.
 
 use bytes::Bytes;
 use http::header;
