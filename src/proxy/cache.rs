@@ -30,6 +30,7 @@ use pingora::prelude::*;
 
 use super::buffered;
 use super::cache_storage::{entry_key_of, CacheBackend, StaleWindows, StoreHints, StoredBody};
+use super::cache_update;
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
 use crate::breaker::Cause;
@@ -65,6 +66,8 @@ pub struct CacheCtx {
     pub vary_miss: bool,
     /// A stale stored response answered because the upstream refused the request.
     pub served_on_open: bool,
+    /// The fields of the origin's 304 to this request's revalidation (`cache_update`).
+    pub validated_by: Option<http::HeaderMap>,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -179,6 +182,7 @@ pub(super) fn response_cacheable(
     resp: &ResponseHeader,
     ctx: &mut Ctx,
 ) -> RespCacheable {
+    let resp = &*cache_update::merged(resp, ctx);
     let Some(route) = ctx.route() else {
         return RespCacheable::Uncacheable(NoCacheReason::Custom("no-route"));
     };
@@ -438,6 +442,7 @@ pub(super) fn response_filter(
         return Ok(());
     }
     memoise_encoding(backend, session, resp, ctx);
+    cache_update::serve_updated(session, resp, ctx);
     let Some(route) = ctx.route() else {
         return Ok(());
     };

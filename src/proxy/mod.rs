@@ -7,6 +7,7 @@ mod access_log;
 mod buffered;
 mod cache;
 mod cache_storage;
+mod cache_update;
 mod client_limits;
 mod compression;
 mod failure;
@@ -477,6 +478,7 @@ impl ProxyHttp for Outrider {
             header::VIA,
             hygiene::via_value(session.req_header().version),
         )?;
+        cache_update::note_not_modified(session, upstream_response, ctx);
         Ok(())
     }
 

@@ -24,6 +24,7 @@
 mod support;
 
 mod coalescing;
+mod conformance;
 mod directives;
 mod helpers;
 mod hits;

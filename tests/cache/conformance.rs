@@ -1,0 +1,67 @@
+//! Issue #21, cache conformance: a 304 updates the stored response (RFC 9111 §3.2, §4.3.4),
+//! `Age` with several values (§5.1), targeted fields forwarded (RFC 9213), and stale content
+//! refused when disconnected under the must-revalidate family (§4.2.4).
+
+use std::time::{Duration, SystemTime};
+
+use crate::helpers::{not_modified, ok, req_header, Rig, ON};
+
+fn http_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+// ======================================================================================
+// 1. A 304 updates the stored response
+// ======================================================================================
+
+/// Every field of the origin's 304 replaces the stored one, arbitrary names included, and
+/// the 304's `Date` too; `Content-Length` keeps describing the stored body. The revalidated
+/// response and the hits after it carry the new values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_304_updates_every_stored_field_and_later_hits_carry_them() {
+    let rig = Rig::new(ON);
+    // Dated 30 s ago with max-age=1: stored stale (it has a validator), so the next request
+    // revalidates at once.
+    let old_date = http_date(SystemTime::now() - Duration::from_secs(30));
+    let new_date = http_date(SystemTime::now());
+    let nd = new_date.clone();
+    rig.backend.on("/upd", move |req| {
+        if req_header(req, "if-none-match") == Some("\"v1\"") {
+            not_modified()
+                .header("ETag", "\"v1\"")
+                .header("Cache-Control", "max-age=60")
+                .header("Date", &nd)
+                .header("Test-Header", "new")
+                .header("X-Custom", "new")
+                .header("Content-Foo", "new")
+        } else {
+            ok("version one", "max-age=1")
+                .header("ETag", "\"v1\"")
+                .header("Date", &old_date)
+                .header("Test-Header", "old")
+                .header("X-Custom", "old")
+                .header("Content-Foo", "old")
+        }
+    });
+    let first = rig.get("/upd", &[]).await;
+    assert_eq!(first.header("test-header"), Some("old"));
+
+    let reval = rig.get("/upd", &[]).await;
+    assert_eq!(
+        reval.param("fwd-status").as_deref(),
+        Some("304"),
+        "{}",
+        reval.cache_status()
+    );
+    let next = rig.get("/upd", &[]).await;
+    assert!(next.hit(), "{}", next.cache_status());
+    for (what, got) in [("revalidated", &reval), ("later hit", &next)] {
+        for name in ["test-header", "x-custom", "content-foo"] {
+            assert_eq!(got.header(name), Some("new"), "{what}: {name}");
+        }
+        assert_eq!(got.header("date"), Some(new_date.as_str()), "{what}: Date");
+        assert_eq!(got.header("content-length"), Some("11"), "{what}");
+        assert_eq!(got.text(), "version one", "{what}");
+    }
+    assert_eq!(rig.backend.count("/upd"), 2);
+}
