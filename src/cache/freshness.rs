@@ -57,8 +57,11 @@
 //!   for the heuristic of §4.2.2: predictable for operators, unlike 10% of `Last-Modified`'s
 //!   age. Unqualified `no-cache` stores with lifetime 0 and every reuse revalidated.
 //! - **Age** (§4.2.3) is computed at storage time: `initial_age = max(apparent_age,
-//!   Age + response_delay)`, capped at 2^31 s. An invalid `Age` is ignored; with several
-//!   lines the largest valid value is used (older is the safe side). A response stored with
+//!   Age + response_delay)`, capped at 2^31 s. `Age` is a singleton field: of several values,
+//!   on one line (`Age: 7200, 0`) or on several, the first counts, as in the HTTP caching
+//!   test suite; a first value that is not delta-seconds (`-1`, `1.5`, `7200a`) makes the
+//!   field invalid, and an invalid `Age` is ignored (§1.2.2 and §4.2.3's "0 if not
+//!   available"). A response stored with
 //!   `initial_age ≥ lifetime` is already stale.
 //! - **Useless entries are not stored**: a response that is stale on arrival, has no
 //!   validator (`ETag`, valid `Last-Modified`) and no stale-serving window could never be
@@ -515,9 +518,20 @@ fn http_date(value: &HeaderValue) -> Option<SystemTime> {
         .and_then(|text| parse_http_date(text.trim()))
 }
 
-/// An `Age` line: delta-seconds, saturated at 2^31.
-fn age_seconds(value: &HeaderValue) -> Option<u64> {
-    let digits = value.as_bytes().trim_ascii();
+/// The first non-empty member of a field's comma-separated values, over all its lines in
+/// order (RFC 9110 §5.3: several lines are one list).
+fn first_member(headers: &HeaderMap, name: HeaderName) -> Option<&[u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|member| !member.is_empty())
+}
+
+/// An `Age` value: delta-seconds, saturated at 2^31.
+fn age_seconds(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -557,7 +571,7 @@ impl ResponseFacts {
             targeted: targeted(headers, targeted_names).map(|(_, cc)| cc),
             expires,
             date: single_line(headers, DATE).and_then(http_date),
-            age: headers.get_all(AGE).iter().filter_map(age_seconds).max(),
+            age: first_member(headers, AGE).and_then(age_seconds),
             last_modified,
             set_cookie: headers.contains_key(SET_COOKIE),
             vary: Vary::from_headers(headers),

@@ -65,3 +65,37 @@ async fn a_304_updates_every_stored_field_and_later_hits_carry_them() {
     }
     assert_eq!(rig.backend.count("/upd"), 2);
 }
+
+// ======================================================================================
+// 2. Age with several values
+// ======================================================================================
+
+/// `Age: 7200, 0` on one line: the first value counts, so the response is two hours old and
+/// stale (its max-age is one hour); the next request goes to the origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_age_value_on_a_line_counts() {
+    let rig = Rig::new(ON);
+    rig.backend
+        .reply("/age1", ok("old", "max-age=3600").header("Age", "7200, 0"));
+    rig.get("/age1", &[]).await;
+    let second = rig.get("/age1", &[]).await;
+    assert!(!second.hit(), "served as fresh: {}", second.cache_status());
+    assert_eq!(rig.backend.count("/age1"), 2);
+}
+
+/// `Age: 0` then `Age: 7200` on separate lines: the first line counts, so the response is
+/// fresh and the next request is a hit.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_age_line_counts() {
+    let rig = Rig::new(ON);
+    rig.backend.reply(
+        "/age2",
+        ok("new", "max-age=3600")
+            .header("Age", "0")
+            .header("Age", "7200"),
+    );
+    rig.get("/age2", &[]).await;
+    let second = rig.get("/age2", &[]).await;
+    assert!(second.hit(), "{}", second.cache_status());
+    assert_eq!(rig.backend.count("/age2"), 1);
+}
