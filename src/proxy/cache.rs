@@ -34,6 +34,7 @@ use super::cache_update;
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
 use crate::breaker::Cause;
+use crate::cache::control::targeted_field_consumed;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
@@ -450,7 +451,9 @@ pub(super) fn response_filter(
         resp.remove_header(&name);
     }
     for name in &route.cache.targeted_cache_control {
-        resp.remove_header(name.as_str());
+        if targeted_field_consumed(name) {
+            resp.remove_header(name.as_str());
+        }
     }
     let status = cache_status(session, resp, ctx);
     if ctx.cache.precondition_failed {

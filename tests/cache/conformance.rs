@@ -99,3 +99,48 @@ async fn the_first_age_line_counts() {
     assert!(second.hit(), "{}", second.cache_status());
     assert_eq!(rig.backend.count("/age2"), 1);
 }
+
+// ======================================================================================
+// 3. Targeted fields (RFC 9213)
+// ======================================================================================
+
+/// `CDN-Cache-Control` decides for Outrider and still reaches the client, on the miss and on
+/// hits; `Outrider-Cache-Control` is ours and never leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn cdn_cache_control_is_honoured_and_forwarded() {
+    let rig = Rig::new(ON);
+    rig.backend.reply(
+        "/cdn",
+        ok("cdn", "no-store").header("CDN-Cache-Control", "max-age=60"),
+    );
+    rig.backend.reply(
+        "/ours",
+        ok("ours", "no-store")
+            .header("Outrider-Cache-Control", "max-age=60")
+            .header("CDN-Cache-Control", "no-store"),
+    );
+    for round in ["miss", "hit"] {
+        let cdn = rig.get("/cdn", &[]).await;
+        assert_eq!(
+            cdn.header("cdn-cache-control"),
+            Some("max-age=60"),
+            "{round}"
+        );
+        assert_eq!(cdn.hit(), round == "hit", "{round}: {}", cdn.cache_status());
+        let ours = rig.get("/ours", &[]).await;
+        assert_eq!(ours.header("outrider-cache-control"), None, "{round}");
+        assert_eq!(
+            ours.header("cdn-cache-control"),
+            Some("no-store"),
+            "{round}"
+        );
+        assert_eq!(
+            ours.hit(),
+            round == "hit",
+            "{round}: {}",
+            ours.cache_status()
+        );
+    }
+    assert_eq!(rig.backend.count("/cdn"), 1);
+    assert_eq!(rig.backend.count("/ours"), 1);
+}
