@@ -2,9 +2,9 @@
 //! `Age` with several values (§5.1), targeted fields forwarded (RFC 9213), and stale content
 //! refused when disconnected under the must-revalidate family (§4.2.4).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::helpers::{not_modified, ok, req_header, Rig, ON};
+use crate::helpers::{not_modified, ok, req_header, until_stale, Rig, ON};
 
 fn http_date(t: SystemTime) -> String {
     httpdate::fmt_http_date(t)
@@ -143,4 +143,49 @@ async fn cdn_cache_control_is_honoured_and_forwarded() {
     }
     assert_eq!(rig.backend.count("/cdn"), 1);
     assert_eq!(rig.backend.count("/ours"), 1);
+}
+
+// ======================================================================================
+// 4. No stale content when disconnected under the must-revalidate family
+// ======================================================================================
+
+/// The origin is gone. A route `stale_if_error` serves a plain stale response, but never one
+/// with `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage` (§4.2.4, §5.2.2.2,
+/// §5.2.2.8, §5.2.2.10): those get the error.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_stale_when_disconnected_under_the_must_revalidate_family() {
+    let mut rig = Rig::new("enabled = true, stale_if_error = \"60s\"");
+    let cases = [
+        ("/plain", "max-age=1"),
+        ("/must", "max-age=1, must-revalidate"),
+        ("/proxy", "max-age=1, proxy-revalidate"),
+        ("/nocache", "no-cache"),
+        ("/smaxage", "s-maxage=1"),
+    ];
+    for (path, cc) in cases {
+        rig.backend
+            .reply(path, ok(path, cc).header("ETag", "\"x\""));
+        let filled = rig.get(path, &[]).await;
+        assert_eq!(filled.status, 200, "{path}");
+    }
+    until_stale(Instant::now(), 1).await;
+    rig.backend.stop();
+    for (path, cc) in cases {
+        let got = rig.get(path, &[]).await;
+        if path == "/plain" {
+            assert_eq!(
+                (got.status, got.text().as_str()),
+                (200, path),
+                "{cc}: {}",
+                got.cache_status()
+            );
+        } else {
+            assert!(
+                got.status >= 500,
+                "{cc}: served stale while disconnected: {} {}",
+                got.status,
+                got.cache_status()
+            );
+        }
+    }
 }
