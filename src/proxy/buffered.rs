@@ -40,8 +40,9 @@ use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::upstreams::peer::Peer;
 
+use super::cache_conditional;
 use super::compression::{self, joined_field, Compression};
-use super::{respond_text, Ctx, Outrider};
+use super::{write_local, Ctx, Outrider};
 use crate::compress::{self, Decision};
 use crate::conditional::{self, BodyHasher, Outcome, Preconditions, Validators};
 
@@ -172,12 +173,8 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
         }
         Outcome::PreconditionFailed => {
             count(ctx, Outcome::PreconditionFailed);
-            respond_text(
-                session,
-                412,
-                Bytes::from_static(b"412 Precondition Failed\n"),
-            )
-            .await?;
+            let failed = cache_conditional::precondition_failed_header()?;
+            write_local(session, Box::new(failed), Bytes::new()).await?;
             return finish(proxy, upstream, &peer, ended).await;
         }
     }
@@ -350,7 +347,7 @@ fn not_modified_from(full: &ResponseHeader) -> Result<Box<ResponseHeader>> {
     Ok(Box::new(resp))
 }
 
-fn count(ctx: &Ctx, outcome: Outcome) {
+pub(super) fn count(ctx: &Ctx, outcome: Outcome) {
     let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) else {
         return;
     };

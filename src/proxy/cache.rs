@@ -29,6 +29,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use super::buffered;
+use super::cache_conditional;
 use super::cache_storage::{entry_key_of, CacheBackend, StaleWindows, StoreHints, StoredBody};
 use super::cache_update;
 use super::compression::{Compression, PreEncoded};
@@ -455,19 +456,13 @@ pub(super) fn response_filter(
             resp.remove_header(name.as_str());
         }
     }
+    cache_conditional::align(session, resp, ctx)?;
     let status = cache_status(session, resp, ctx);
     if ctx.cache.precondition_failed {
-        *resp = precondition_failed_header()?;
+        *resp = cache_conditional::precondition_failed_header()?;
     }
     resp.insert_header("cache-status", status.to_header_value("outrider"))?;
     Ok(())
-}
-
-fn precondition_failed_header() -> Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(412, Some(3))?;
-    resp.insert_header(header::CONTENT_LENGTH, "0")?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    Ok(resp)
 }
 
 fn ttl(meta: Option<&CacheMeta>, now: SystemTime) -> Option<i64> {

@@ -6,6 +6,7 @@
 mod access_log;
 mod buffered;
 mod cache;
+mod cache_conditional;
 mod cache_storage;
 mod cache_update;
 mod client_limits;

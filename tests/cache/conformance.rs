@@ -189,3 +189,112 @@ async fn no_stale_when_disconnected_under_the_must_revalidate_family() {
         }
     }
 }
+
+// ======================================================================================
+// 5. Conditional answers from the cache on a compressing route
+// ======================================================================================
+
+fn varies_on_accept_encoding(got: &crate::support::got::Got) -> bool {
+    got.all("vary")
+        .iter()
+        .any(|v| v.to_ascii_lowercase().contains("accept-encoding"))
+}
+
+/// A 304 from a stored response names the representation this client's 200 would carry: the
+/// weak tag when the 200 is compressed for it, the strong one when not, and both with
+/// `Vary: Accept-Encoding`. `outrider_conditional_responses_total` counts them and the 412.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_304_from_the_cache_matches_the_200_this_client_would_get() {
+    let rig = Rig::new(ON);
+    let body = crate::helpers::text_body(8192);
+    rig.backend.reply(
+        "/cz",
+        ok(&body, "max-age=60").header("Content-Type", "text/plain; charset=utf-8"),
+    );
+    rig.get("/cz", &[("accept-encoding", "gzip")]).await;
+    let gz = rig.get("/cz", &[("accept-encoding", "gzip")]).await;
+    assert!(gz.hit(), "{}", gz.cache_status());
+    let weak = gz
+        .header("etag")
+        .expect("a gzip hit without ETag")
+        .to_string();
+    assert!(weak.starts_with("W/"), "{weak}");
+    let plain = rig.get("/cz", &[]).await;
+    let strong = plain
+        .header("etag")
+        .expect("a hit without ETag")
+        .to_string();
+    assert!(!strong.starts_with("W/"), "{strong}");
+
+    let nm = rig
+        .get(
+            "/cz",
+            &[("accept-encoding", "gzip"), ("if-none-match", &weak)],
+        )
+        .await;
+    assert_eq!(nm.status, 304, "{}", nm.cache_status());
+    assert_eq!(nm.header("etag"), Some(weak.as_str()), "gzip client's 304");
+    assert!(
+        varies_on_accept_encoding(&nm),
+        "gzip client's 304 lacks Vary"
+    );
+
+    let nm = rig.get("/cz", &[("if-none-match", &strong)]).await;
+    assert_eq!(nm.status, 304, "{}", nm.cache_status());
+    assert_eq!(
+        nm.header("etag"),
+        Some(strong.as_str()),
+        "identity client's 304"
+    );
+    assert!(
+        varies_on_accept_encoding(&nm),
+        "identity client's 304 lacks Vary"
+    );
+
+    let failed = rig.get("/cz", &[("if-match", "\"nope\"")]).await;
+    assert_eq!(failed.status, 412, "{}", failed.cache_status());
+    assert_eq!(rig.backend.count("/cz"), 1);
+
+    let want = [
+        "outrider_conditional_responses_total{route=\"c\",status=\"304\"} 2",
+        "outrider_conditional_responses_total{route=\"c\",status=\"412\"} 1",
+    ];
+    crate::helpers::poll(
+        "the conditional answers counted",
+        Duration::from_secs(5),
+        || async {
+            let text = rig.metrics().await;
+            want.iter().all(|w| text.lines().any(|l| l == *w))
+        },
+    )
+    .await;
+}
+
+/// A 412 looks the same from the cache and from the buffered leg of a route that does not
+/// cache: no body, `Content-Length: 0`, `Cache-Control: no-store`, no `Content-Type`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_412_has_one_shape_whichever_leg_answers_it() {
+    let routes = format!(
+        "{}{}",
+        crate::helpers::route("nc", "/nc/", "enabled = false", ""),
+        crate::helpers::route("c", "/", ON, "")
+    );
+    let rig = Rig::build("", &routes);
+    for path in ["/nc/x", "/x"] {
+        rig.backend.reply(path, ok("some body", "max-age=60"));
+    }
+    rig.get("/x", &[]).await;
+    let mut shapes = Vec::new();
+    for path in ["/nc/x", "/x"] {
+        let got = rig.get(path, &[("if-match", "\"nope\"")]).await;
+        assert_eq!(got.status, 412, "{path}");
+        shapes.push((
+            got.body.clone(),
+            got.header("content-length").map(str::to_string),
+            got.header("cache-control").map(str::to_string),
+            got.header("content-type").map(str::to_string),
+        ));
+    }
+    assert_eq!(shapes[0], shapes[1], "buffered leg vs cache");
+    assert_eq!(shapes[0].1.as_deref(), Some("0"));
+}
