@@ -492,6 +492,9 @@ fn resolve_endpoint(ep: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// `max_open_for` when the file does not set it and `open_for` is shorter.
+const DEFAULT_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
+
 fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<BreakerPolicy> {
     let before = p.0.len();
     if b.consecutive_failures == 0 {
@@ -506,9 +509,15 @@ fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<Breake
     if b.open_for.0.is_zero() {
         p.add(at(base, &["open_for"]), "must be greater than 0");
     }
-    if b.max_open_for < b.open_for {
-        p.add(at(base, &["max_open_for"]), "must be at least open_for");
-    }
+    // Only a cap the user wrote can contradict `open_for`; the default cap makes room for it.
+    let max_open_for = match b.max_open_for {
+        Some(max) if max < b.open_for => {
+            p.add(at(base, &["max_open_for"]), "must be at least open_for");
+            max.0
+        }
+        Some(max) => max.0,
+        None => b.open_for.0.max(DEFAULT_MAX_OPEN_FOR),
+    };
     if b.half_open_probes == 0 {
         p.add(at(base, &["half_open_probes"]), "must be at least 1");
     }
@@ -526,7 +535,7 @@ fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<Breake
         min_requests: b.min_requests,
         window: b.window.0,
         open_for: b.open_for.0,
-        max_open_for: b.max_open_for.0,
+        max_open_for,
         half_open_probes: b.half_open_probes,
         failure_statuses: b.failure_statuses.clone(),
     })

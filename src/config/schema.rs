@@ -77,7 +77,8 @@ pub struct Breaker {
     pub min_requests: u32,
     pub window: Dur,
     pub open_for: Dur,
-    pub max_open_for: Dur,
+    /// `None`: the larger of `open_for` and 5 minutes, so raising `open_for` alone is valid.
+    pub max_open_for: Option<Dur>,
     pub half_open_probes: u32,
     pub failure_statuses: Vec<u16>,
 }
@@ -234,7 +235,7 @@ impl Default for Breaker {
             min_requests: 20,
             window: Dur::secs(10),
             open_for: Dur::secs(30),
-            max_open_for: Dur::secs(300),
+            max_open_for: None,
             half_open_probes: 3,
             failure_statuses: vec![502, 503, 504],
         }
