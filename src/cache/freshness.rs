@@ -29,9 +29,11 @@
 //! - **A GET or HEAD with a body** bypasses the cache: the key does not cover the body, and an
 //!   origin that reads it would let one client's body decide what everyone is served.
 //! - **Set-Cookie** makes a response unstorable: a shared cache replaying one user's cookie to
-//!   everyone is a session leak, and origins forget `private` far too often. The exception is
-//!   an origin that names the field in `private="Set-Cookie"` or `no-cache="Set-Cookie"`: it
-//!   has said the rest is shared, so the response is stored with the field stripped.
+//!   everyone is a session leak, and origins forget `private` far too often. The exceptions
+//!   are an origin that names the field in `private="Set-Cookie"` or `no-cache="Set-Cookie"`
+//!   (it has said the rest is shared, so the response is stored with the field stripped), and
+//!   a route with `store_set_cookie`, whose operator vouches that its cookies are not per user
+//!   (stored and replayed as RFC 9111 allows).
 //! - **Qualified `private="X"` / `no-cache="X"`** store the response without field X
 //!   (§5.2.2.4, §5.2.2.7): [`ResponseFacts::fields_to_strip`] lists what the adapter removes
 //!   before storing. Stripping is the simplest way to honour `no-cache="X"`'s "not without
@@ -324,7 +326,7 @@ pub fn storability(
     {
         return dont(Not::Cookie);
     }
-    if rsp.set_cookie && !rsp.fields_to_strip().contains(&SET_COOKIE) {
+    if rsp.set_cookie && !policy.store_set_cookie && !rsp.fields_to_strip().contains(&SET_COOKIE) {
         return dont(Not::SetCookie);
     }
     if rsp.vary == Vary::Star {
@@ -341,6 +343,8 @@ pub fn storability(
         override_ttl
     } else if let Some(explicit) = explicit {
         explicit
+    } else if let Some(heuristic) = heuristic::lifetime(rsp, policy, times.response_time) {
+        heuristic
     } else if !policy.default_ttl.is_zero() {
         policy.default_ttl
     } else {
@@ -748,6 +752,7 @@ impl NotStoredReason {
 }
 
 mod fuzzing;
+mod heuristic;
 #[doc(hidden)]
 pub use fuzzing::fuzz_check;
 

@@ -11,6 +11,7 @@
 //! - `status`: the `Cache-Status` response field (RFC 9211).
 //! - `store`: the sharded, byte-bounded, LRU in-memory store with purge indexes.
 //! - `update`: what a 304 changes in a stored response (§3.2, §4.3.4).
+//! - `vary`: the request values a `Vary` secondary key compares (§4.1).
 
 pub mod control;
 pub mod freshness;
@@ -18,3 +19,4 @@ pub mod key;
 pub mod status;
 pub mod store;
 pub mod update;
+pub mod vary;

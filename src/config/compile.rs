@@ -755,5 +755,39 @@ fn route_cache(
         targeted_cache_control: targeted,
         stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
         key_query,
+        store_set_cookie: r.store_set_cookie.or(d.store_set_cookie).unwrap_or(false),
+        heuristic_freshness_bp: heuristic_share(d, r, &base, p),
+        heuristic_max: r
+            .heuristic_max
+            .or(d.heuristic_max)
+            .map_or(Duration::from_secs(86_400), |m| m.0),
+        normalize_vary: r.normalize_vary.or(d.normalize_vary).unwrap_or(false),
+    }
+}
+
+/// `heuristic_freshness = "10%"` in basis points: a percentage from 0 to 100 with at most two
+/// decimals, so that it is exact in basis points.
+fn heuristic_share(
+    d: &schema::RouteCache,
+    r: &schema::RouteCache,
+    base: &[Seg],
+    p: &mut Problems,
+) -> u32 {
+    let Some(text) = r
+        .heuristic_freshness
+        .as_ref()
+        .or(d.heuristic_freshness.as_ref())
+    else {
+        return 0;
+    };
+    match crate::config::units::percent_basis_points(text) {
+        Some(bp) => bp,
+        None => {
+            p.add(
+                at(base, &["heuristic_freshness"]),
+                format!("invalid percentage {text:?}; use e.g. \"10%\" (0% to 100%)"),
+            );
+            0
+        }
     }
 }

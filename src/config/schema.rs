@@ -167,6 +167,11 @@ pub struct RouteCache {
     pub targeted_cache_control: Option<Vec<String>>,
     pub stale_on_open: Option<OptDur>,
     pub key_query: Option<KeyQuery>,
+    pub store_set_cookie: Option<bool>,
+    /// A percentage, `"0%"` to `"100%"`.
+    pub heuristic_freshness: Option<String>,
+    pub heuristic_max: Option<Dur>,
+    pub normalize_vary: Option<bool>,
 }
 
 /// `"all"`, `"none"`, or the list of query parameters that make up the key.

@@ -41,6 +41,7 @@ use crate::cache::freshness::{
 };
 use crate::cache::key::{primary_key, push_url_overrides};
 use crate::cache::status::{CacheStatus, Fwd};
+use crate::cache::vary;
 use crate::conditional::Outcome;
 use crate::config::policy::{Coding, Route, RouteCachePolicy};
 use crate::metrics::{coding_index, CacheResult};
@@ -272,6 +273,7 @@ pub(super) fn variance(
 ) -> Option<[u8; 16]> {
     let ignore_accept_encoding =
         route.is_some_and(|r| r.compression.compresses() && r.compression.upstream_identity);
+    let normalize = route.is_some_and(|r| r.cache.normalize_vary);
     let mut builder = VarianceBuilder::new();
     for value in meta.headers().get_all(header::VARY) {
         let Ok(value) = value.to_str() else { continue };
@@ -280,14 +282,9 @@ pub(super) fn variance(
             if ignore_accept_encoding && name == "accept-encoding" {
                 continue;
             }
-            let mut joined = Vec::new();
-            for (i, v) in req.headers.get_all(name.as_str()).iter().enumerate() {
-                if i > 0 {
-                    joined.extend_from_slice(b", ");
-                }
-                joined.extend_from_slice(v.as_bytes());
-            }
-            builder.add_owned_name_value(name, joined);
+            let lines = req.headers.get_all(name.as_str());
+            let value = vary::key_value(&name, lines.iter().map(|v| v.as_bytes()), normalize);
+            builder.add_owned_name_value(name, value);
         }
     }
     builder.finalize()

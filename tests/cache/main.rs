@@ -29,6 +29,7 @@ mod directives;
 mod helpers;
 mod hits;
 mod invalidation;
+mod knobs;
 mod metrics;
 mod revalidation;
 mod store;

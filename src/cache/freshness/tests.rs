@@ -36,6 +36,10 @@ fn policy() -> RouteCachePolicy {
         targeted_cache_control: vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()],
         stale_on_open: None,
         key_query: KeyQueryPolicy::All,
+        store_set_cookie: false,
+        heuristic_freshness_bp: 0,
+        heuristic_max: Duration::from_secs(86_400),
+        normalize_vary: false,
     }
 }
 
@@ -91,6 +95,7 @@ fn stored(decision: Storability) -> Freshness {
     }
 }
 
+mod opt_in;
 mod storability;
 
 /// §4.2.1: where the lifetime comes from. The response arrives at T0 + 1.
