@@ -7,10 +7,10 @@
 //! directives, whether stale content may be served. It also writes what the client sees of
 //! the cache (`Cache-Status`, the tag header removed) and invalidates on unsafe methods.
 //!
-//! Requests that use the cache never take the buffered leg: on a miss the fill happens in
-//! Pingora's leg, and the stored object gets its generated ETag when the fill finishes
-//! (`cache_storage::Fill`), so every hit carries one. The miss response itself carries only
-//! the origin's validators.
+//! Requests that use the cache take Pingora's leg, except a miss on a route that generates
+//! ETags: the buffered leg fetches it and fills the cache (`cache_fill`), so that the miss
+//! carries the same generated ETag as the hits after it. Elsewhere the stored object gets its
+//! generated ETag when the fill finishes (`cache_storage::Fill`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

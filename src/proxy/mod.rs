@@ -7,6 +7,7 @@ mod access_log;
 mod buffered;
 mod cache;
 mod cache_conditional;
+mod cache_fill;
 mod cache_storage;
 mod cache_update;
 mod client_limits;
@@ -395,8 +396,14 @@ impl ProxyHttp for Outrider {
             .await?;
             return Ok(false);
         }
-        // The cache fills in Pingora's leg (see `cache`).
-        if session.cache.enabled() || !buffered::wanted(session, ctx) {
+        // The cache fills in Pingora's leg (see `cache`), except for the misses whose response
+        // gets a generated ETag: their header waits for the body (see `cache_fill`).
+        let wanted = if session.cache.enabled() {
+            cache_fill::wanted(session, ctx)
+        } else {
+            buffered::wanted(session, ctx)
+        };
+        if !wanted {
             return Ok(true);
         }
         buffered::serve(self, session, ctx).await?;

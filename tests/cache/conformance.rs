@@ -298,3 +298,63 @@ async fn a_412_has_one_shape_whichever_leg_answers_it() {
     assert_eq!(shapes[0], shapes[1], "buffered leg vs cache");
     assert_eq!(shapes[0].1.as_deref(), Some("0"));
 }
+
+// ======================================================================================
+// 6. The miss carries the generated ETag
+// ======================================================================================
+
+/// With `etag.generate` on, the miss that fills the cache carries the generated tag the hits
+/// after it carry, for a GET and for a HEAD (fetched as a GET, so the body fills the cache).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_miss_carries_the_generated_etag_of_the_hits() {
+    let rig = Rig::new(ON);
+    rig.backend.reply("/tag", ok("tagged body", "max-age=60"));
+    rig.backend.reply("/htag", ok("head body", "max-age=60"));
+    let miss = rig.get("/tag", &[]).await;
+    assert!(!miss.hit(), "{}", miss.cache_status());
+    assert!(
+        miss.cache_status().contains("stored"),
+        "{}",
+        miss.cache_status()
+    );
+    let tag = miss
+        .header("etag")
+        .expect("the miss has no ETag")
+        .to_string();
+    crate::helpers::generated(&tag);
+    assert_eq!(miss.text(), "tagged body");
+    let hit = rig.get("/tag", &[]).await;
+    assert!(hit.hit(), "{}", hit.cache_status());
+    assert_eq!(hit.header("etag"), Some(tag.as_str()));
+    assert_eq!(rig.backend.count("/tag"), 1);
+
+    let head = rig.send(reqwest::Method::HEAD, "/htag", &[], None).await;
+    let head_tag = head
+        .header("etag")
+        .expect("the HEAD miss has no ETag")
+        .to_string();
+    let hit = rig.get("/htag", &[]).await;
+    assert!(hit.hit(), "{}", hit.cache_status());
+    assert_eq!(hit.header("etag"), Some(head_tag.as_str()));
+    assert_eq!(hit.text(), "head body");
+    assert_eq!(rig.backend.count("/htag"), 1);
+}
+
+/// Concurrent misses still coalesce on the one fetch, and every one of them carries the tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn coalesced_misses_all_carry_the_generated_etag() {
+    let rig = Rig::new(ON);
+    let mut slow = ok("slow body", "max-age=60");
+    slow.delay = Duration::from_millis(300);
+    rig.backend.reply("/slow", slow);
+    let gets = (0..5).map(|_| rig.get("/slow", &[]));
+    let all = futures_util::future::join_all(gets).await;
+    let tags: Vec<_> = all
+        .iter()
+        .map(|g| g.header("etag").map(str::to_string))
+        .collect();
+    assert!(tags[0].is_some(), "{tags:?}");
+    assert!(tags.iter().all(|t| t == &tags[0]), "{tags:?}");
+    assert!(all.iter().all(|g| g.text() == "slow body"));
+    assert_eq!(rig.backend.count("/slow"), 1);
+}
