@@ -1,6 +1,8 @@
 //! Issue #21, cache conformance: a 304 updates the stored response (RFC 9111 §3.2, §4.3.4),
-//! `Age` with several values (§5.1), targeted fields forwarded (RFC 9213), and stale content
-//! refused when disconnected under the must-revalidate family (§4.2.4).
+//! `Age` with several values (§5.1), targeted fields forwarded (RFC 9213), stale content
+//! refused when disconnected under the must-revalidate family (§4.2.4), conditional answers
+//! from the cache shaped and counted like the buffered leg's, and the miss that fills the
+//! cache carrying the generated ETag of the hits.
 
 use std::time::{Duration, Instant, SystemTime};
 
