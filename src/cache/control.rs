@@ -219,6 +219,14 @@ pub(crate) fn targeted(headers: &HeaderMap, names: &[String]) -> Option<(usize, 
     })
 }
 
+/// Whether a targeted field of the route's list is removed before the response leaves. RFC
+/// 9213 §2.1: a field targeted at this cache alone is consumed here, but `CDN-Cache-Control`
+/// (§3) addresses every CDN on the path, so one further downstream still needs it. Other names
+/// in the list are the operator's own targets (`Outrider-Cache-Control` by default) and go.
+pub fn targeted_field_consumed(name: &str) -> bool {
+    !name.eq_ignore_ascii_case("cdn-cache-control")
+}
+
 // === impl CacheControl ===
 
 impl CacheControl {

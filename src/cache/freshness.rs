@@ -29,9 +29,11 @@
 //! - **A GET or HEAD with a body** bypasses the cache: the key does not cover the body, and an
 //!   origin that reads it would let one client's body decide what everyone is served.
 //! - **Set-Cookie** makes a response unstorable: a shared cache replaying one user's cookie to
-//!   everyone is a session leak, and origins forget `private` far too often. The exception is
-//!   an origin that names the field in `private="Set-Cookie"` or `no-cache="Set-Cookie"`: it
-//!   has said the rest is shared, so the response is stored with the field stripped.
+//!   everyone is a session leak, and origins forget `private` far too often. The exceptions
+//!   are an origin that names the field in `private="Set-Cookie"` or `no-cache="Set-Cookie"`
+//!   (it has said the rest is shared, so the response is stored with the field stripped), and
+//!   a route with `store_set_cookie`, whose operator vouches that its cookies are not per user
+//!   (stored and replayed as RFC 9111 allows).
 //! - **Qualified `private="X"` / `no-cache="X"`** store the response without field X
 //!   (§5.2.2.4, §5.2.2.7): [`ResponseFacts::fields_to_strip`] lists what the adapter removes
 //!   before storing. Stripping is the simplest way to honour `no-cache="X"`'s "not without
@@ -57,8 +59,11 @@
 //!   for the heuristic of §4.2.2: predictable for operators, unlike 10% of `Last-Modified`'s
 //!   age. Unqualified `no-cache` stores with lifetime 0 and every reuse revalidated.
 //! - **Age** (§4.2.3) is computed at storage time: `initial_age = max(apparent_age,
-//!   Age + response_delay)`, capped at 2^31 s. An invalid `Age` is ignored; with several
-//!   lines the largest valid value is used (older is the safe side). A response stored with
+//!   Age + response_delay)`, capped at 2^31 s. `Age` is a singleton field: of several values,
+//!   on one line (`Age: 7200, 0`) or on several, the first counts, as in the HTTP caching
+//!   test suite; a first value that is not delta-seconds (`-1`, `1.5`, `7200a`) makes the
+//!   field invalid, and an invalid `Age` is ignored (§1.2.2 and §4.2.3's "0 if not
+//!   available"). A response stored with
 //!   `initial_age ≥ lifetime` is already stale.
 //! - **Useless entries are not stored**: a response that is stale on arrival, has no
 //!   validator (`ETag`, valid `Last-Modified`) and no stale-serving window could never be
@@ -324,7 +329,7 @@ pub(crate) fn storability(
     {
         return dont(Not::Cookie);
     }
-    if rsp.set_cookie && !rsp.fields_to_strip().contains(&SET_COOKIE) {
+    if rsp.set_cookie && !policy.store_set_cookie && !rsp.fields_to_strip().contains(&SET_COOKIE) {
         return dont(Not::SetCookie);
     }
     if rsp.vary == Vary::Star {
@@ -341,6 +346,8 @@ pub(crate) fn storability(
         override_ttl
     } else if let Some(explicit) = explicit {
         explicit
+    } else if let Some(heuristic) = heuristic::lifetime(rsp, policy, times.response_time) {
+        heuristic
     } else if !policy.default_ttl.is_zero() {
         policy.default_ttl
     } else {
@@ -518,9 +525,20 @@ fn http_date(value: &HeaderValue) -> Option<SystemTime> {
         .and_then(|text| parse_http_date(text.trim()))
 }
 
-/// An `Age` line: delta-seconds, saturated at 2^31.
-fn age_seconds(value: &HeaderValue) -> Option<u64> {
-    let digits = value.as_bytes().trim_ascii();
+/// The first non-empty member of a field's comma-separated values, over all its lines in
+/// order (RFC 9110 §5.3: several lines are one list).
+fn first_member(headers: &HeaderMap, name: HeaderName) -> Option<&[u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|member| !member.is_empty())
+}
+
+/// An `Age` value: delta-seconds, saturated at 2^31.
+fn age_seconds(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -564,7 +582,7 @@ impl ResponseFacts {
             targeted: targeted(headers, targeted_names).map(|(_, cc)| cc),
             expires,
             date: single_line(headers, DATE).and_then(http_date),
-            age: headers.get_all(AGE).iter().filter_map(age_seconds).max(),
+            age: first_member(headers, AGE).and_then(age_seconds),
             last_modified,
             set_cookie: headers.contains_key(SET_COOKIE),
             vary: Vary::from_headers(headers),
@@ -744,6 +762,7 @@ impl NotStoredReason {
 // The fuzzing model: compiled for unit tests and the fuzz crate (`--cfg fuzzing`), not shipped.
 #[cfg(any(test, fuzzing))]
 mod fuzzing;
+mod heuristic;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub use fuzzing::fuzz_check;

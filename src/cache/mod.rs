@@ -10,9 +10,13 @@
 //! - `key`: the cache key's primary string (scheme, host, path, normalised query).
 //! - `status`: the `Cache-Status` response field (RFC 9211).
 //! - `store`: the sharded, byte-bounded, LRU in-memory store with purge indexes.
+//! - `update`: what a 304 changes in a stored response (§3.2, §4.3.4).
+//! - `vary`: the request values a `Vary` secondary key compares (§4.1).
 
 pub(crate) mod control;
 pub mod freshness;
 pub(crate) mod key;
 pub mod status;
 pub mod store;
+pub(crate) mod update;
+pub(crate) mod vary;

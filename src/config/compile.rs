@@ -492,6 +492,9 @@ fn resolve_endpoint(ep: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// `max_open_for` when the file does not set it and `open_for` is shorter.
+const DEFAULT_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
+
 fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<BreakerPolicy> {
     let before = p.0.len();
     if b.consecutive_failures == 0 {
@@ -506,9 +509,15 @@ fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<Breake
     if b.open_for.0.is_zero() {
         p.add(at(base, &["open_for"]), "must be greater than 0");
     }
-    if b.max_open_for < b.open_for {
-        p.add(at(base, &["max_open_for"]), "must be at least open_for");
-    }
+    // Only a cap the user wrote can contradict `open_for`; the default cap makes room for it.
+    let max_open_for = match b.max_open_for {
+        Some(max) if max < b.open_for => {
+            p.add(at(base, &["max_open_for"]), "must be at least open_for");
+            max.0
+        }
+        Some(max) => max.0,
+        None => b.open_for.0.max(DEFAULT_MAX_OPEN_FOR),
+    };
     if b.half_open_probes == 0 {
         p.add(at(base, &["half_open_probes"]), "must be at least 1");
     }
@@ -526,7 +535,7 @@ fn breaker(b: &schema::Breaker, base: &[Seg], p: &mut Problems) -> Option<Breake
         min_requests: b.min_requests,
         window: b.window.0,
         open_for: b.open_for.0,
-        max_open_for: b.max_open_for.0,
+        max_open_for,
         half_open_probes: b.half_open_probes,
         failure_statuses: b.failure_statuses.clone(),
     })
@@ -746,5 +755,39 @@ fn route_cache(
         targeted_cache_control: targeted,
         stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
         key_query,
+        store_set_cookie: r.store_set_cookie.or(d.store_set_cookie).unwrap_or(false),
+        heuristic_freshness_bp: heuristic_share(d, r, &base, p),
+        heuristic_max: r
+            .heuristic_max
+            .or(d.heuristic_max)
+            .map_or(Duration::from_secs(86_400), |m| m.0),
+        normalize_vary: r.normalize_vary.or(d.normalize_vary).unwrap_or(false),
+    }
+}
+
+/// `heuristic_freshness = "10%"` in basis points: a percentage from 0 to 100 with at most two
+/// decimals, so that it is exact in basis points.
+fn heuristic_share(
+    d: &schema::RouteCache,
+    r: &schema::RouteCache,
+    base: &[Seg],
+    p: &mut Problems,
+) -> u32 {
+    let Some(text) = r
+        .heuristic_freshness
+        .as_ref()
+        .or(d.heuristic_freshness.as_ref())
+    else {
+        return 0;
+    };
+    match crate::config::units::percent_basis_points(text) {
+        Some(bp) => bp,
+        None => {
+            p.add(
+                at(base, &["heuristic_freshness"]),
+                format!("invalid percentage {text:?}; use e.g. \"10%\" (0% to 100%)"),
+            );
+            0
+        }
     }
 }

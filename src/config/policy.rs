@@ -259,6 +259,17 @@ pub struct RouteCachePolicy {
     #[serde(with = "opt_duration_str")]
     pub stale_on_open: Option<Duration>,
     pub key_query: KeyQueryPolicy,
+    /// Store responses carrying `Set-Cookie` (and replay the field on hits).
+    pub store_set_cookie: bool,
+    /// RFC 9111 §4.2.2's heuristic: this share of `Date − Last-Modified`, in basis points
+    /// (an integer, so that the policy stays `Eq`), as freshness; 0 turns it off.
+    pub heuristic_freshness_bp: u32,
+    /// The cap on a heuristic freshness lifetime.
+    #[serde(with = "duration_str")]
+    pub heuristic_max: Duration,
+    /// Compare list-valued `Vary` fields (`Accept-Language`, ...) after normalising case,
+    /// whitespace and member order.
+    pub normalize_vary: bool,
 }
 
 // === impl Policy ===

@@ -77,7 +77,8 @@ pub struct Breaker {
     pub(crate) min_requests: u32,
     pub(crate) window: Dur,
     pub(crate) open_for: Dur,
-    pub(crate) max_open_for: Dur,
+    /// `None`: the larger of `open_for` and 5 minutes, so raising `open_for` alone is valid.
+    pub(crate) max_open_for: Option<Dur>,
     pub(crate) half_open_probes: u32,
     pub(crate) failure_statuses: Vec<u16>,
 }
@@ -166,6 +167,11 @@ pub struct RouteCache {
     pub(crate) targeted_cache_control: Option<Vec<String>>,
     pub(crate) stale_on_open: Option<OptDur>,
     pub(crate) key_query: Option<KeyQuery>,
+    pub(crate) store_set_cookie: Option<bool>,
+    /// A percentage, `"0%"` to `"100%"`.
+    pub(crate) heuristic_freshness: Option<String>,
+    pub(crate) heuristic_max: Option<Dur>,
+    pub(crate) normalize_vary: Option<bool>,
 }
 
 /// `"all"`, `"none"`, or the list of query parameters that make up the key.
@@ -234,7 +240,7 @@ impl Default for Breaker {
             min_requests: 20,
             window: Dur::secs(10),
             open_for: Dur::secs(30),
-            max_open_for: Dur::secs(300),
+            max_open_for: None,
             half_open_probes: 3,
             failure_statuses: vec![502, 503, 504],
         }

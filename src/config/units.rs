@@ -193,9 +193,43 @@ impl FromBytes for Size {
     }
 }
 
+/// A percentage such as `"10%"` or `"2.5%"`, 0 to 100 with at most two decimals, in basis
+/// points (`"10%"` is 1000); `None` for anything else.
+pub(crate) fn percent_basis_points(text: &str) -> Option<u32> {
+    let number = text.trim().strip_suffix('%')?.trim_end();
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 3
+        || fraction.len() > 2
+        || !digits(whole)
+        || !digits(fraction)
+    {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let fraction: u32 = format!("{fraction:0<2}").parse().ok()?;
+    let bp = whole * 100 + fraction;
+    (bp <= 10_000).then_some(bp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_in_basis_points() {
+        assert_eq!(percent_basis_points("0%"), Some(0));
+        assert_eq!(percent_basis_points("10%"), Some(1000));
+        assert_eq!(percent_basis_points(" 2.5% "), Some(250));
+        assert_eq!(percent_basis_points("12.34%"), Some(1234));
+        assert_eq!(percent_basis_points("100%"), Some(10_000));
+        for bad in [
+            "", "%", "10", "101%", "-1%", "1.234%", "ten%", ".5%", "1e2%", "+5%",
+        ] {
+            assert_eq!(percent_basis_points(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations_parse_humantime_and_reject_nonsense() {

@@ -21,8 +21,9 @@
 //!
 //! Scope, chosen so the leg never streams a request body or an upgrade: `GET` and `HEAD` with an
 //! empty body and no `Upgrade`, on a route that generates ETags, or that compresses for this
-//! client, or when the request carries preconditions. Everything else goes through Pingora's
-//! leg. Memory per request is bounded by `etag.max_body` (or `compression.min_size`) plus one
+//! client, or when the request carries preconditions, and a cache miss on a route that
+//! generates ETags (it fills the cache through `cache_fill`). Everything else goes through
+//! Pingora's leg. Memory per request is bounded by `etag.max_body` (or `compression.min_size`) plus one
 //! read chunk; past it the body streams through without a generated tag. Responses that say
 //! they are streams (`text/event-stream`, `X-Accel-Buffering: no`) or must not be kept
 //! (`Cache-Control: no-store`) are never held.
@@ -46,8 +47,10 @@ use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::upstreams::peer::Peer;
 
+use super::cache_conditional;
+use super::cache_fill;
 use super::compression::{self, joined_field, Compression};
-use super::{respond_text, Ctx, Outrider};
+use super::{write_local, Ctx, Outrider};
 use crate::compress::{self, Decision};
 use crate::conditional::{self, BodyHasher, Outcome, Preconditions, Validators};
 
@@ -159,6 +162,13 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
         resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
     }
 
+    // A cache miss fills the cache from here (`cache_fill`); with the whole body held, the
+    // fill is done before the client is answered.
+    let fill = match cache_fill::start(proxy, session, &resp, ctx).await? {
+        Some(fill) => cache_fill::feed(Some(fill), session, &held, ended).await,
+        None => None,
+    };
+
     match preconditions_outcome(session.req_header(), &resp) {
         Outcome::Proceed => {}
         Outcome::NotModified => {
@@ -174,16 +184,18 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
                 .write_response_header(not_modified, true)
                 .await
                 .map_err(|e| e.into_down())?;
+            if let Some(fill) = fill {
+                fill.abandon(session);
+            }
             return finish(proxy, upstream, &peer, ended).await;
         }
         Outcome::PreconditionFailed => {
             count(ctx, Outcome::PreconditionFailed);
-            respond_text(
-                session,
-                412,
-                Bytes::from_static(b"412 Precondition Failed\n"),
-            )
-            .await?;
+            let failed = cache_conditional::precondition_failed_header()?;
+            write_local(session, Box::new(failed), Bytes::new()).await?;
+            if let Some(fill) = fill {
+                fill.abandon(session);
+            }
             return finish(proxy, upstream, &peer, ended).await;
         }
     }
@@ -203,6 +215,9 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
         .await
         .map_err(|e| e.into_down())?;
     if header_only {
+        if let Some(fill) = fill {
+            fill.abandon(session);
+        }
         return finish(proxy, upstream, &peer, ended).await;
     }
     let last = held.len().saturating_sub(1);
@@ -212,12 +227,15 @@ pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx
             .await
             .map_err(|e| e.into_down())?;
     }
+    let mut fill = fill;
     while !ended {
         let chunk = upstream
             .read_response_body()
             .await
             .map_err(|e| e.into_up())?;
         ended = chunk.is_none() || upstream.response_done();
+        let fed = chunk.as_slice();
+        fill = cache_fill::feed(fill, session, fed, ended).await;
         if chunk.is_some() || ended {
             session
                 .write_response_body(chunk, ended)
@@ -356,7 +374,7 @@ fn not_modified_from(full: &ResponseHeader) -> Result<Box<ResponseHeader>> {
     Ok(Box::new(resp))
 }
 
-fn count(ctx: &Ctx, outcome: Outcome) {
+pub(super) fn count(ctx: &Ctx, outcome: Outcome) {
     let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) else {
         return;
     };

@@ -7,10 +7,10 @@
 //! directives, whether stale content may be served. It also writes what the client sees of
 //! the cache (`Cache-Status`, the tag header removed) and invalidates on unsafe methods.
 //!
-//! Requests that use the cache never take the buffered leg: on a miss the fill happens in
-//! Pingora's leg, and the stored object gets its generated ETag when the fill finishes
-//! (`cache_storage::Fill`), so every hit carries one. The miss response itself carries only
-//! the origin's validators.
+//! Requests that use the cache take Pingora's leg, except a miss on a route that generates
+//! ETags: the buffered leg fetches it and fills the cache (`cache_fill`), so that the miss
+//! carries the same generated ETag as the hits after it. Elsewhere the stored object gets its
+//! generated ETag when the fill finishes (`cache_storage::Fill`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,15 +29,19 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use super::buffered;
+use super::cache_conditional;
 use super::cache_storage::{entry_key_of, CacheBackend, StaleWindows, StoreHints, StoredBody};
+use super::cache_update;
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
 use crate::breaker::Cause;
+use crate::cache::control::targeted_field_consumed;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
 use crate::cache::key::{primary_key, push_url_overrides};
 use crate::cache::status::{ttl_seconds, CacheStatus, Fwd};
+use crate::cache::vary;
 use crate::conditional::Outcome;
 use crate::config::policy::{Coding, Route, RouteCachePolicy};
 use crate::metrics::{coding_index, CacheResult};
@@ -65,6 +69,8 @@ pub(crate) struct CacheCtx {
     pub(crate) vary_miss: bool,
     /// A stale stored response answered because the upstream refused the request.
     pub(crate) served_on_open: bool,
+    /// The fields of the origin's 304 to this request's revalidation (`cache_update`).
+    pub(crate) validated_by: Option<http::HeaderMap>,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -179,6 +185,7 @@ pub(super) fn response_cacheable(
     resp: &ResponseHeader,
     ctx: &mut Ctx,
 ) -> RespCacheable {
+    let resp = &*cache_update::merged(resp, ctx);
     let Some(route) = ctx.route() else {
         return RespCacheable::Uncacheable(NoCacheReason::Custom("no-route"));
     };
@@ -266,6 +273,7 @@ pub(super) fn variance(
 ) -> Option<[u8; 16]> {
     let ignore_accept_encoding =
         route.is_some_and(|r| r.compression.compresses() && r.compression.upstream_identity);
+    let normalize = route.is_some_and(|r| r.cache.normalize_vary);
     let mut builder = VarianceBuilder::new();
     for value in meta.headers().get_all(header::VARY) {
         let Ok(value) = value.to_str() else { continue };
@@ -274,14 +282,9 @@ pub(super) fn variance(
             if ignore_accept_encoding && name == "accept-encoding" {
                 continue;
             }
-            let mut joined = Vec::new();
-            for (i, v) in req.headers.get_all(name.as_str()).iter().enumerate() {
-                if i > 0 {
-                    joined.extend_from_slice(b", ");
-                }
-                joined.extend_from_slice(v.as_bytes());
-            }
-            builder.add_owned_name_value(name, joined);
+            let lines = req.headers.get_all(name.as_str());
+            let value = vary::key_value(&name, lines.iter().map(|v| v.as_bytes()), normalize);
+            builder.add_owned_name_value(name, value);
         }
     }
     builder.finalize()
@@ -438,6 +441,7 @@ pub(super) fn response_filter(
         return Ok(());
     }
     memoise_encoding(backend, session, resp, ctx);
+    cache_update::serve_updated(session, resp, ctx);
     let Some(route) = ctx.route() else {
         return Ok(());
     };
@@ -445,21 +449,17 @@ pub(super) fn response_filter(
         resp.remove_header(&name);
     }
     for name in &route.cache.targeted_cache_control {
-        resp.remove_header(name.as_str());
+        if targeted_field_consumed(name) {
+            resp.remove_header(name.as_str());
+        }
     }
+    cache_conditional::align(session, resp, ctx)?;
     let status = cache_status(session, resp, ctx);
     if ctx.cache.precondition_failed {
-        *resp = precondition_failed_header()?;
+        *resp = cache_conditional::precondition_failed_header()?;
     }
     resp.insert_header("cache-status", status.to_header_value("outrider"))?;
     Ok(())
-}
-
-fn precondition_failed_header() -> Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(412, Some(3))?;
-    resp.insert_header(header::CONTENT_LENGTH, "0")?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    Ok(resp)
 }
 
 fn ttl(meta: Option<&CacheMeta>, now: SystemTime) -> Option<i64> {

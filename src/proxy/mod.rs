@@ -7,7 +7,10 @@ mod access_log;
 mod active;
 mod buffered;
 mod cache;
+mod cache_conditional;
+mod cache_fill;
 mod cache_storage;
+mod cache_update;
 mod client_limits;
 mod compression;
 mod failure;
@@ -395,8 +398,14 @@ impl ProxyHttp for Outrider {
             .await?;
             return Ok(false);
         }
-        // The cache fills in Pingora's leg (see `cache`).
-        if session.cache.enabled() || !buffered::wanted(session, ctx) {
+        // The cache fills in Pingora's leg (see `cache`), except for the misses whose response
+        // gets a generated ETag: their header waits for the body (see `cache_fill`).
+        let wanted = if session.cache.enabled() {
+            cache_fill::wanted(session, ctx)
+        } else {
+            buffered::wanted(session, ctx)
+        };
+        if !wanted {
             return Ok(true);
         }
         buffered::serve(self, session, ctx).await?;
@@ -479,6 +488,7 @@ impl ProxyHttp for Outrider {
             header::VIA,
             hygiene::via_value(session.req_header().version),
         )?;
+        cache_update::note_not_modified(session, upstream_response, ctx);
         Ok(())
     }
 

@@ -542,3 +542,14 @@ proptest! {
         }
     }
 }
+
+/// RFC 9213: our own target is consumed here; `CDN-Cache-Control` addresses every CDN on the
+/// path and travels on.
+#[test]
+fn only_targets_of_this_cache_are_consumed() {
+    assert!(targeted_field_consumed("Outrider-Cache-Control"));
+    assert!(targeted_field_consumed("outrider-cache-control"));
+    assert!(targeted_field_consumed("Acme-Cache-Control"));
+    assert!(!targeted_field_consumed("CDN-Cache-Control"));
+    assert!(!targeted_field_consumed("cdn-cache-control"));
+}

@@ -67,6 +67,10 @@ pub fn fuzz_check(data: &[u8]) {
         ],
         stale_on_open: (knobs & 0x80 != 0).then_some(Duration::from_secs(600)),
         key_query: KeyQueryPolicy::All,
+        store_set_cookie: false,
+        heuristic_freshness_bp: 0,
+        heuristic_max: Duration::from_secs(86_400),
+        normalize_vary: false,
     };
     let status = if status_byte & 0x80 != 0 {
         u16::from(status_byte & 0x7f) * 5

@@ -37,6 +37,10 @@ fn policy() -> RouteCachePolicy {
         targeted_cache_control: vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()],
         stale_on_open: None,
         key_query: KeyQueryPolicy::All,
+        store_set_cookie: false,
+        heuristic_freshness_bp: 0,
+        heuristic_max: Duration::from_secs(86_400),
+        normalize_vary: false,
     }
 }
 
@@ -92,6 +96,7 @@ fn stored(decision: Storability) -> Freshness {
     }
 }
 
+mod opt_in;
 mod storability;
 
 /// §4.2.1: where the lifetime comes from. The response arrives at T0 + 1.
@@ -243,10 +248,18 @@ fn initial_age_calculation() {
         (format!("date: {MINUS_99}\nage: 30"), 100),
         // Date in the future (origin clock ahead): apparent age 0.
         (format!("date: {PLUS_1000}"), 1),
-        // Invalid Age ignored; several lines: the largest valid one.
+        // Invalid Age ignored; several values, on one line or several: the first counts.
         ("age: abc".into(), 1),
         ("age: -5".into(), 1),
-        ("age: 5\nage: x\nage: 50".into(), 51),
+        ("age: 1.5".into(), 1),
+        ("age: 7200a".into(), 1),
+        ("age: 5\nage: x\nage: 50".into(), 6),
+        ("age: 7200, 0".into(), 7201),
+        ("age: 0, 7200".into(), 1),
+        ("age: 0\nage: 7200".into(), 1),
+        ("age: 7200\nage: 0".into(), 7201),
+        ("age: , 30".into(), 31),
+        ("age: x, 30".into(), 1),
         ("age: 99999999999999".into(), MAX_DELTA_SECONDS),
     ];
     for (rsp, expected) in rows {

@@ -21,10 +21,12 @@
 //! that instant, so the entry is stale by then whatever the origin's `Date` said.
 
 mod coalescing;
+mod conformance;
 mod directives;
 mod helpers;
 mod hits;
 mod invalidation;
+mod knobs;
 mod metrics;
 mod revalidation;
 mod store;

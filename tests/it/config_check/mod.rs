@@ -10,6 +10,7 @@
 //! library level). Helpers (running the binary, asserting its output) are in [`helpers`].
 
 mod compiled;
+mod conformance;
 mod errors;
 mod helpers;
 mod valid;

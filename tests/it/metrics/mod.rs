@@ -18,3 +18,4 @@ mod reload;
 mod requests;
 mod server_timing;
 mod stats;
+mod stats_breakers;
