@@ -158,7 +158,7 @@ impl Outcome {
 impl Preconditions<'_> {
     /// No conditional field at all: the common case, which needs no validator.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         let Self {
             if_match,
             if_none_match,
