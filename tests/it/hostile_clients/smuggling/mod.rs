@@ -63,7 +63,7 @@ const CASE_HOST: &[u8] = b"smuggle.test";
 
 /// The host that marks case `index`'s requests: as long as [`CASE_HOST`], so replacing it
 /// changes no length the case declares.
-fn case_host(index: usize) -> String {
+pub(crate) fn case_host(index: usize) -> String {
     let host = format!("case{:03}.test", index % 1000);
     debug_assert_eq!(host.len(), CASE_HOST.len());
     host
@@ -72,7 +72,7 @@ fn case_host(index: usize) -> String {
 /// A host that marks another case's request. The backend's single-threaded runtime may read
 /// a head the proxy sent for an earlier case (an aborted upload) only after this case has
 /// begun, when the machine is loaded: that request belongs to its own case, not this one.
-fn is_other_case(seen: &Seen, own: &str) -> bool {
+pub(crate) fn is_other_case(seen: &Seen, own: &str) -> bool {
     seen.values("host").iter().any(|h| {
         h != own
             && h.len() == CASE_HOST.len()
