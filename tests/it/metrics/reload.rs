@@ -47,11 +47,11 @@ async fn a_route_removed_by_reload_stops_being_exported() {
     );
     assert!(m.mentions("upstream", "oldup"));
 
-    std::fs::write(
-        proxy.config_path(),
-        conf(proxy.addr.port(), proxy.admin.port(), false),
-    )
-    .unwrap();
+    // Written beside and renamed over, so the file watcher never reads a half-written file
+    // (that would be a rejected reload, counted as a failure below).
+    let next = proxy.config_path().with_extension("next");
+    std::fs::write(&next, conf(proxy.addr.port(), proxy.admin.port(), false)).unwrap();
+    std::fs::rename(&next, proxy.config_path()).unwrap();
     let resp = proxy.post_reload().await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();

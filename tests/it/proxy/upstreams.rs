@@ -155,7 +155,9 @@ async fn refused_connection_is_a_502_naming_the_upstream_without_its_address() {
 async fn slow_upstream_is_a_504_after_the_read_timeout() {
     let origin = Origin::start();
     let proxy = Proxy::start(&format!(
-        "[upstreams.slow]\nendpoints = [\"{}\"]\nread_timeout = \"200ms\"\n",
+        // A second of read timeout: far below the origin's 5 s, far above what a loaded machine
+        // takes to answer the fast request below.
+        "[upstreams.slow]\nendpoints = [\"{}\"]\nread_timeout = \"1s\"\n",
         origin.addr
     ));
     let started = Instant::now();
