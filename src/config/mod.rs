@@ -8,7 +8,9 @@
 mod compile;
 mod diagnostics;
 pub mod policy;
+mod route_cache;
 pub mod schema;
+pub mod slo;
 mod startup;
 pub(crate) mod units;
 
