@@ -13,7 +13,7 @@ use prometheus::core::Metric as _;
 use prometheus::Histogram;
 use serde_json::{json, Value};
 
-use super::{Bound, CacheResult, Outcome, LATENCY_BUCKETS};
+use super::{Bound, CacheResult, Outcome};
 use crate::config::Policy;
 
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
@@ -24,8 +24,11 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub struct Counts {
     pub requests: u64,
     pub(crate) errors: u64,
-    /// Cumulative bucket counts of the latency histogram, one per `LATENCY_BUCKETS` bound.
+    /// Cumulative bucket counts of the latency histogram, one per bound in `bounds`.
     pub(crate) buckets: Vec<u64>,
+    /// The histogram's own upper bounds: the request histogram has the latency objectives
+    /// known at start besides `LATENCY_BUCKETS`, so the constant would misplace its counts.
+    pub(crate) bounds: Vec<f64>,
     pub(crate) observations: u64,
     /// Routes only: body bytes compression saved.
     pub(crate) bytes_saved: u64,
@@ -60,6 +63,7 @@ impl Counts {
                 .iter()
                 .map(|b| b.cumulative_count())
                 .collect(),
+            bounds: hist.get_bucket().iter().map(|b| b.upper_bound()).collect(),
             observations: hist.get_sample_count(),
             bytes_saved: 0,
             cache_served: 0,
@@ -172,6 +176,7 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
             .zip(then.buckets.iter().chain(std::iter::repeat(&0)))
             .map(|(a, b)| a.saturating_sub(*b))
             .collect(),
+        bounds: now.bounds.clone(),
         observations: now.observations.saturating_sub(then.observations),
         bytes_saved: now.bytes_saved.saturating_sub(then.bytes_saved),
         cache_served: now.cache_served.saturating_sub(then.cache_served),
@@ -180,7 +185,7 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
 }
 
 fn describe(d: &Counts, seconds: f64) -> Value {
-    let q = |q| quantile(q, &LATENCY_BUCKETS, &d.buckets, d.observations);
+    let q = |q| quantile(q, &d.bounds, &d.buckets, d.observations);
     json!({
         "requests": d.requests,
         "rate_per_second": if seconds > 0.0 { d.requests as f64 / seconds } else { 0.0 },

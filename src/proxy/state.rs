@@ -47,7 +47,7 @@ impl Shared {
         config_path: Option<PathBuf>,
         source_sha256: String,
     ) -> Arc<Self> {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_latency_objectives(&crate::slo::latency_boundaries(&policy));
         let breakers = std::sync::Mutex::new(Registry::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
