@@ -384,3 +384,42 @@ fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
         ],
     );
 }
+
+// === the shipped rule files ===
+
+/// The command that writes `conf/k8s/prometheusrule.yaml`: the PodMonitor's targets carry
+/// `job="NAMESPACE/example-app-outrider"`.
+const K8S_ARGS: [&str; 8] = [
+    "--config",
+    "conf/outrider.toml",
+    "--format",
+    "prometheusrule",
+    "--job",
+    ".+/example-app-outrider",
+    "--name",
+    "example-app-outrider",
+];
+
+fn shipped(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn shipped_rule_files_are_what_outrider_rules_prints() {
+    assert!(
+        shipped("conf/prometheus/outrider-rules.yaml") == reference_rules(),
+        "conf/prometheus/outrider-rules.yaml is stale: regenerate it with \
+         `outrider rules --config conf/outrider.toml > conf/prometheus/outrider-rules.yaml`"
+    );
+    assert!(
+        shipped("conf/k8s/prometheusrule.yaml") == rules(&K8S_ARGS),
+        "conf/k8s/prometheusrule.yaml is stale: regenerate it with `outrider rules {}`",
+        K8S_ARGS.join(" ")
+    );
+}
+
+#[test]
+fn shipped_rule_files_pass_promtool_check() {
+    check_rules(&shipped("conf/prometheus/outrider-rules.yaml"));
+    check_rules(&spec_groups(&shipped("conf/k8s/prometheusrule.yaml")));
+}
