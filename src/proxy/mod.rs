@@ -17,6 +17,7 @@ mod failure;
 mod hygiene;
 mod ranges;
 mod resilience;
+mod slow_log;
 mod state;
 
 use std::net::IpAddr;
@@ -658,6 +659,10 @@ impl ProxyHttp for Outrider {
             if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
                 m.cache_lookups[result as usize].inc();
             }
+        }
+        // Before the request is counted, so that a count seen on /metrics implies its line.
+        if !background {
+            slow_log::log_if_slow(&self.shared.slow_log, session, e, ctx, status, elapsed);
         }
         if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
             if !background {
