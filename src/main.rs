@@ -90,6 +90,7 @@ fn main() -> ExitCode {
                 runbook_base,
                 source: path.display().to_string(),
                 name,
+                time_scale: 1,
             };
             rules(&path, &options, format)
         }

@@ -46,6 +46,9 @@ pub struct Options {
     pub source: String,
     /// `metadata.name` of the PrometheusRule.
     pub name: String,
+    /// Divides every range and `for` duration: a test that runs a real Prometheus cannot wait
+    /// hours for a window to fill. 1 in anything meant for production.
+    pub time_scale: u32,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             runbook_base: "README.md".into(),
             source: "conf/outrider.toml".into(),
             name: "outrider".into(),
+            time_scale: 1,
         }
     }
 }
@@ -136,13 +140,36 @@ pub fn latency_boundaries(policy: &Policy) -> Vec<f64> {
     out.into_iter().map(|d| d.as_secs_f64()).collect()
 }
 
-/// A Prometheus duration (`90s`, `1500ms`): whole seconds when exact, else milliseconds.
+/// A Prometheus duration in the largest unit that divides it exactly: `3d`, `90s`, `1500ms`.
 pub(crate) fn prom_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
+    let ms = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms > 0 && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
     }
+    format!("{ms}ms")
+}
+
+/// A duration written as [`prom_duration`] writes it (one number, one unit) back.
+pub(crate) fn parse_prom_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(n.checked_mul(ms)?))
 }
 
 /// `n` parts per million as an exact decimal fraction: 999_000 → `0.999`.

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{ppm_fraction, ppm_percent, prom_duration, Group, Options, Rule, RuleFile};
+use super::{
+    parse_prom_duration, ppm_fraction, ppm_percent, prom_duration, Group, Options, Rule, RuleFile,
+};
 use crate::config::policy::{Route, Upstream};
 use crate::config::Policy;
 
@@ -76,14 +78,18 @@ pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
     let mut recording = Vec::new();
     if routes.iter().any(|r| r.slo.availability_ppm.is_some()) {
         // One series per route for all routes: cheap, and independent of which routes
-        // carry an objective.
+        // carry an objective. The `or 0 *` term makes a route without any 5xx yet a 0
+        // rather than no series, so dashboards and the healthy case have a value.
         for w in WINDOWS {
+            let range = scaled(o, w);
             recording.push(Rule {
                 record: Some(format!("{ERROR_RATIO}:rate{w}")),
                 expr: format!(
-                    "sum by (route) (rate(outrider_requests_total{{status=~\"5..\"}}[{w}]))\n\
+                    "(\n  sum by (route) (rate(outrider_requests_total{{status=~\"5..\"}}[{range}]))\n\
+                     or\n  0 * sum by (route) (rate(outrider_requests_total[{range}]))\n\
+                     )\n\
                      /\n\
-                     sum by (route) (rate(outrider_requests_total[{w}]))"
+                     sum by (route) (rate(outrider_requests_total[{range}]))"
                 ),
                 ..Rule::default()
             });
@@ -96,11 +102,12 @@ pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
         let route = label_value(&r.name);
         let le = le_matcher(latency);
         for w in WINDOWS {
+            let range = scaled(o, w);
             recording.push(Rule {
                 record: Some(format!("{SLOW_RATIO}:rate{w}")),
                 expr: format!(
-                    "1 - (\n  sum by (route) (rate(outrider_request_duration_seconds_bucket{{route=\"{route}\",le=~\"{le}\"}}[{w}]))\n\
-                     /\n  sum by (route) (rate(outrider_request_duration_seconds_count{{route=\"{route}\"}}[{w}]))\n)"
+                    "1 - (\n  sum by (route) (rate(outrider_request_duration_seconds_bucket{{route=\"{route}\",le=~\"{le}\"}}[{range}]))\n\
+                     /\n  sum by (route) (rate(outrider_request_duration_seconds_count{{route=\"{route}\"}}[{range}]))\n)"
                 ),
                 ..Rule::default()
             });
@@ -227,9 +234,10 @@ fn cache_alert(r: &Route, ppm: u32, o: &Options) -> Rule {
     let route = label_value(&r.name);
     // The same shares /stats reports: served from the cache over what the cache looked up
     // (bypasses are not lookups).
+    let range = scaled(o, "5m");
     let expr = format!(
-        "(\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced\"}}[5m]))\n\
-         /\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced|miss|revalidated\"}}[5m]))\n\
+        "(\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced\"}}[{range}]))\n\
+         /\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced|miss|revalidated\"}}[{range}]))\n\
          ) < {}",
         ppm_fraction(ppm)
     );
@@ -351,7 +359,7 @@ fn alert(
     Rule {
         alert: Some(name.to_string()),
         expr,
-        for_: Some(for_.to_string()),
+        for_: Some(scaled(o, for_)),
         labels: all_labels,
         annotations: BTreeMap::from([
             ("summary".to_string(), summary),
@@ -362,6 +370,16 @@ fn alert(
             ),
         ]),
         ..Rule::default()
+    }
+}
+
+/// `text` (a Prometheus duration) divided by the options' time scale.
+fn scaled(o: &Options, text: &str) -> String {
+    match parse_prom_duration(text) {
+        Some(d) if o.time_scale > 1 => {
+            prom_duration((d / o.time_scale).max(std::time::Duration::from_millis(1)))
+        }
+        _ => text.to_string(),
     }
 }
 

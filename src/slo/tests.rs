@@ -47,6 +47,12 @@ fn fractions_and_durations_are_exact() {
     assert_eq!(ppm_percent(999_990), "99.999%");
     assert_eq!(prom_duration(Duration::from_secs(90)), "90s");
     assert_eq!(prom_duration(Duration::from_millis(1500)), "1500ms");
+    assert_eq!(prom_duration(Duration::from_secs(3 * 86_400)), "3d");
+    assert_eq!(prom_duration(Duration::from_secs(300)), "5m");
+    for text in ["5m", "3d", "90s", "1500ms", "1h"] {
+        assert_eq!(prom_duration(parse_prom_duration(text).unwrap()), text);
+    }
+    assert_eq!(parse_prom_duration("5x"), None);
 }
 
 #[test]
@@ -172,6 +178,34 @@ fn prometheusrule_wraps_the_same_groups() {
     assert_eq!(k8s["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(k8s["kind"], "PrometheusRule");
     assert_eq!(k8s["spec"]["groups"], plain["groups"]);
+}
+
+#[test]
+fn time_scale_shrinks_ranges_and_for_but_keeps_the_names() {
+    let policy = compile(CONF, "t").unwrap();
+    let options = Options {
+        time_scale: 60,
+        ..Options::default()
+    };
+    let file = rules::generate(&policy, &options);
+    let rate1h = file.groups[0]
+        .rules
+        .iter()
+        .find(|r| r.record.as_deref() == Some("outrider:route_error_ratio:rate1h"))
+        .unwrap();
+    assert!(rate1h.expr.contains("[1m]"), "{}", rate1h.expr);
+    assert_eq!(
+        alerts(&file, "OutriderAvailabilityFastBurn")[0]
+            .for_
+            .as_deref(),
+        Some("2s")
+    );
+    assert_eq!(
+        alerts(&file, "OutriderBreakerNotRecovering")[0]
+            .for_
+            .as_deref(),
+        Some("750ms")
+    );
 }
 
 #[test]

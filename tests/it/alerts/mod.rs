@@ -4,6 +4,10 @@
 //!
 //! promtool is required, not optional: a missing promtool fails these tests with the way to
 //! install it, so rules that Prometheus would refuse cannot pass unnoticed.
+//!
+//! [`server`] runs the real Prometheus server against the real binary.
+
+mod server;
 
 use std::path::Path;
 use std::process::{Command, Output};
