@@ -194,6 +194,37 @@ fn describe(d: &Counts, seconds: f64) -> Value {
     })
 }
 
+/// The route's objectives measured over the window; null when it has none.
+fn objectives(r: &crate::config::policy::Route, d: &Counts) -> Value {
+    let slo = &r.slo;
+    if slo.is_empty() {
+        return Value::Null;
+    }
+    let availability = slo
+        .availability_ppm
+        .map(|ppm| crate::slo::compliance(ppm, d.requests.saturating_sub(d.errors), d.requests));
+    // The request histogram has a bucket at each latency objective known at start; one a
+    // reload introduced has none until a restart, and is then left unmeasured.
+    let latency = slo.latency_objective().map(|(latency, ppm)| {
+        let at = latency.as_secs_f64();
+        let fast = d
+            .bounds
+            .iter()
+            .position(|b| *b == at)
+            .and_then(|i| d.buckets.get(i).copied());
+        let mut v = json!(match fast {
+            Some(fast) => crate::slo::compliance(ppm, fast, d.observations),
+            None => crate::slo::compliance(ppm, 0, 0),
+        });
+        v["seconds"] = json!(at);
+        v
+    });
+    let cache = slo
+        .cache_hit_ratio_ppm
+        .map(|ppm| crate::slo::compliance(ppm, d.cache_served, d.cache_lookups));
+    json!({ "availability": availability, "latency": latency, "cache_hit_ratio": cache })
+}
+
 /// The `/stats` document: `now` against `baseline` (or against zero, since `started`).
 pub(crate) fn report(
     policy: &Policy,
@@ -219,6 +250,7 @@ pub(crate) fn report(
         } else {
             Value::Null
         };
+        v["slo"] = objectives(r, &d);
         routes.insert(r.name.to_string(), v);
     }
     let mut upstreams = serde_json::Map::new();

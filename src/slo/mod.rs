@@ -140,6 +140,32 @@ pub fn latency_boundaries(policy: &Policy) -> Vec<f64> {
     out.into_iter().map(|d| d.as_secs_f64()).collect()
 }
 
+/// How a window of requests measures up to one objective, for `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compliance {
+    /// The objective as a fraction (0.999).
+    pub objective: f64,
+    /// The share of good requests in the window; `None` without requests.
+    pub compliance: Option<f64>,
+    /// The share of the window's error budget not spent: 1 with no bad request, 0 when the
+    /// bad share equals the budget, negative when over it.
+    pub budget_left: Option<f64>,
+}
+
+/// [`Compliance`] of `good` requests out of `total` against an objective of `objective_ppm`.
+pub fn compliance(objective_ppm: u32, good: u64, total: u64) -> Compliance {
+    let objective = f64::from(objective_ppm) / 1e6;
+    let share = (total > 0).then(|| good.min(total) as f64 / total as f64);
+    let budget = 1.0 - objective;
+    Compliance {
+        objective,
+        compliance: share,
+        budget_left: share
+            .filter(|_| budget > 0.0)
+            .map(|s| 1.0 - (1.0 - s) / budget),
+    }
+}
+
 /// A Prometheus duration in the largest unit that divides it exactly: `3d`, `90s`, `1500ms`.
 pub(crate) fn prom_duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -213,3 +213,15 @@ fn latency_boundaries_are_sorted_and_unique() {
     let policy = compile(CONF, "t").unwrap();
     assert_eq!(latency_boundaries(&policy), vec![0.2, 1.0]);
 }
+
+#[test]
+fn compliance_and_budget_left() {
+    let c = compliance(999_000, 9_995, 10_000);
+    assert_eq!(c.objective, 0.999);
+    assert_eq!(c.compliance, Some(0.9995));
+    assert!((c.budget_left.unwrap() - 0.5).abs() < 1e-9, "{c:?}");
+    let over = compliance(990_000, 50, 100);
+    assert!((over.budget_left.unwrap() + 49.0).abs() < 1e-9, "{over:?}");
+    assert_eq!(compliance(990_000, 0, 0).compliance, None);
+    assert_eq!(compliance(990_000, 0, 0).budget_left, None);
+}
