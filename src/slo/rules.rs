@@ -70,6 +70,7 @@ const BURNS: [Burn; 3] = [
 
 const ERROR_RATIO: &str = "outrider:route_error_ratio";
 const SLOW_RATIO: &str = "outrider:route_slow_ratio";
+const OBJECTIVE: &str = "outrider:route_slo_objective";
 
 pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
     let routes: Vec<&Route> = policy.all_routes().collect();
@@ -109,6 +110,27 @@ pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
                     "1 - (\n  sum by (route) (rate(outrider_request_duration_seconds_bucket{{route=\"{route}\",le=~\"{le}\"}}[{range}]))\n\
                      /\n  sum by (route) (rate(outrider_request_duration_seconds_count{{route=\"{route}\"}}[{range}]))\n)"
                 ),
+                ..Rule::default()
+            });
+        }
+    }
+    // The objectives as series, so that dashboards can draw them and the budget left beside
+    // the ratios (Prometheus knows nothing of the conf file).
+    for r in &routes {
+        let objectives = [
+            ("availability", r.slo.availability_ppm),
+            ("latency", r.slo.latency.map(|_| r.slo.latency_target_ppm)),
+            ("cache_hit_ratio", r.slo.cache_hit_ratio_ppm),
+        ];
+        for (slo, ppm) in objectives {
+            let Some(ppm) = ppm else { continue };
+            recording.push(Rule {
+                record: Some(OBJECTIVE.into()),
+                expr: format!("vector({})", ppm_fraction(ppm)),
+                labels: BTreeMap::from([
+                    ("route".to_string(), r.name.to_string()),
+                    ("slo".to_string(), slo.to_string()),
+                ]),
                 ..Rule::default()
             });
         }

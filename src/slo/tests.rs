@@ -225,3 +225,29 @@ fn compliance_and_budget_left() {
     assert_eq!(compliance(990_000, 0, 0).compliance, None);
     assert_eq!(compliance(990_000, 0, 0).budget_left, None);
 }
+
+#[test]
+fn objectives_are_recorded_as_series_for_dashboards() {
+    let file = generated();
+    let objectives: Vec<(&str, &str, &str)> = file.groups[0]
+        .rules
+        .iter()
+        .filter(|r| r.record.as_deref() == Some("outrider:route_slo_objective"))
+        .map(|r| {
+            (
+                r.labels["route"].as_str(),
+                r.labels["slo"].as_str(),
+                r.expr.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        objectives,
+        vec![
+            ("api", "availability", "vector(0.999)"),
+            ("api", "latency", "vector(0.99)"),
+            ("api", "cache_hit_ratio", "vector(0.7)"),
+            ("slow", "latency", "vector(0.95)"),
+        ]
+    );
+}

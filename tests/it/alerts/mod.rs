@@ -427,3 +427,41 @@ fn shipped_rule_files_pass_promtool_check() {
     check_rules(&shipped("conf/prometheus/outrider-rules.yaml"));
     check_rules(&spec_groups(&shipped("conf/k8s/prometheusrule.yaml")));
 }
+
+/// The Grafana dashboard's queries (its "Objectives" row reads the recorded series) parse as
+/// PromQL: each becomes a recording rule for `promtool check rules`, variables filled in.
+#[test]
+fn dashboard_queries_are_valid_promql() {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<String>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str() {
+                    out.push(expr.to_string());
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&shipped("conf/grafana/outrider-dashboard.json")).unwrap();
+    let mut exprs = Vec::new();
+    walk(&dashboard["panels"], &mut exprs);
+    assert!(exprs
+        .iter()
+        .any(|e| e.contains("outrider:route_slo_objective")));
+    let rules: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let expr = e
+                .replace("$__rate_interval", "5m")
+                .replace("$__range", "1h")
+                .replace("$route", ".*")
+                .replace("$upstream", ".*")
+                .replace("$job", ".*");
+            json!({ "record": format!("dashboard:query{i}"), "expr": expr })
+        })
+        .collect();
+    let file = json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    check_rules(&serde_yaml_ng::to_string(&file).unwrap());
+}
