@@ -41,6 +41,12 @@ pub(crate) struct Entry<'a> {
     /// Endpoint chosen → upstream response header: connection (pooled or new) and the
     /// upstream's time to first byte.
     pub(crate) upstream_ms: Option<f64>,
+    /// The part of `upstream_ms` spent getting a connection (about 0 when pooled)...
+    pub(crate) connect_ms: Option<f64>,
+    /// ...and the part spent waiting for the response header after it.
+    pub(crate) first_byte_ms: Option<f64>,
+    /// The connection came from the keep-alive pool.
+    pub(crate) connection_reused: Option<bool>,
     /// After the upstream response header: the body, upstream to client.
     pub(crate) body_ms: Option<f64>,
     pub(crate) cache: &'a str,
@@ -71,6 +77,8 @@ struct Window {
 pub(crate) struct Parts {
     pub(crate) before_upstream_ms: Option<f64>,
     pub(crate) upstream_ms: Option<f64>,
+    pub(crate) connect_ms: Option<f64>,
+    pub(crate) first_byte_ms: Option<f64>,
     pub(crate) body_ms: Option<f64>,
 }
 
@@ -119,6 +127,7 @@ pub(super) fn log_if_slow(
     let parts = parts(
         ctx.started,
         ctx.upstream_started,
+        ctx.connected.map(|(at, _)| at),
         ctx.upstream_elapsed,
         elapsed,
     );
@@ -142,6 +151,9 @@ pub(super) fn log_if_slow(
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             before_upstream_ms: parts.before_upstream_ms,
             upstream_ms: parts.upstream_ms,
+            connect_ms: parts.connect_ms,
+            first_byte_ms: parts.first_byte_ms,
+            connection_reused: ctx.connected.map(|(_, reused)| reused),
             body_ms: parts.body_ms,
             cache: cache::lookup_result(session, ctx).map_or("-", |r| r.label()),
             compression,
@@ -156,18 +168,25 @@ pub(super) fn log_if_slow(
     );
 }
 
-/// Splits `total` at the moment the endpoint was chosen and at its response header.
+/// Splits `total` at the moment the endpoint was chosen, its connection was ready, and its
+/// response header came.
 pub(crate) fn parts(
     started: Instant,
     upstream_started: Option<Instant>,
+    connected: Option<Instant>,
     upstream: Option<Duration>,
     total: Duration,
 ) -> Parts {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let before = upstream_started.map(|u| u.saturating_duration_since(started));
+    let connect = upstream_started
+        .zip(connected)
+        .map(|(u, c)| c.saturating_duration_since(u));
     Parts {
         before_upstream_ms: before.map(ms),
         upstream_ms: upstream.map(ms),
+        connect_ms: connect.map(ms),
+        first_byte_ms: connect.zip(upstream).map(|(c, u)| ms(u.saturating_sub(c))),
         body_ms: before
             .zip(upstream)
             .map(|(b, u)| ms(total.saturating_sub(b + u))),
@@ -184,7 +203,7 @@ fn write(format: LogFormat, e: &Entry<'_>) {
             .and_then(|_| out.write_all(b"\n")),
         LogFormat::Text => writeln!(
             out,
-            "ts={} log={} method={} path={:?} route={} upstream={} endpoint={} status={} threshold_ms={:.3} duration_ms={:.3} before_upstream_ms={} upstream_ms={} body_ms={} cache={} compression={} bytes_sent={} retries={} refused={} error={} suppressed={}",
+            "ts={} log={} method={} path={:?} route={} upstream={} endpoint={} status={} threshold_ms={:.3} duration_ms={:.3} before_upstream_ms={} upstream_ms={} connect_ms={} first_byte_ms={} connection_reused={} body_ms={} cache={} compression={} bytes_sent={} retries={} refused={} error={} suppressed={}",
             e.ts,
             e.log,
             e.method,
@@ -197,6 +216,9 @@ fn write(format: LogFormat, e: &Entry<'_>) {
             e.duration_ms,
             opt(e.before_upstream_ms),
             opt(e.upstream_ms),
+            opt(e.connect_ms),
+            opt(e.first_byte_ms),
+            e.connection_reused.map_or("-".to_string(), |r| r.to_string()),
             opt(e.body_ms),
             e.cache,
             e.compression,
@@ -232,13 +254,16 @@ mod tests {
         let p = parts(
             t0,
             Some(t0 + Duration::from_millis(10)),
+            Some(t0 + Duration::from_millis(15)),
             Some(Duration::from_millis(300)),
             Duration::from_millis(1000),
         );
         assert_eq!(p.before_upstream_ms, Some(10.0));
         assert_eq!(p.upstream_ms, Some(300.0));
+        assert_eq!(p.connect_ms, Some(5.0));
+        assert_eq!(p.first_byte_ms, Some(295.0));
         assert_eq!(p.body_ms, Some(690.0));
-        let local = parts(t0, None, None, Duration::from_millis(5));
+        let local = parts(t0, None, None, None, Duration::from_millis(5));
         assert!(local.before_upstream_ms.is_none() && local.body_ms.is_none());
     }
 }

@@ -70,11 +70,21 @@ async fn slow_requests_log_one_json_line_fast_ones_none() {
     expect_status("GET", format!("{base}/api/slow?delay_ms=600"), 200).await;
     // Slow too, but its route has no slow_request (and [log] slow_request is "0s").
     expect_status("GET", format!("{base}/quiet/slow?delay_ms=600"), 200).await;
-    wait_until("the slow line", Duration::from_secs(10), || {
-        lines.count() >= 1
+    // A POST goes through Pingora's own upstream leg, the GET above through the buffered one
+    // (the route generates ETags): both split the upstream time the same way.
+    expect_status("POST", format!("{base}/api/posted?delay_ms=600"), 200).await;
+    wait_until("the slow lines", Duration::from_secs(10), || {
+        lines.count() >= 2
     });
     let out = stop(proxy, lines);
-    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let post: Value = serde_json::from_str(&out[1]).unwrap();
+    assert_eq!(post["path"], "/api/posted");
+    let (connect, first_byte) = (post["connect_ms"].as_f64(), post["first_byte_ms"].as_f64());
+    assert!(
+        connect.is_some() && first_byte.unwrap_or(0.0) >= 600.0,
+        "{post}"
+    );
     let v: Value = serde_json::from_str(&out[0]).unwrap_or_else(|e| panic!("{e}: {}", out[0]));
     assert_eq!(v["log"], "slow_request");
     assert_eq!(v["path"], "/api/slow");
@@ -93,6 +103,14 @@ async fn slow_requests_log_one_json_line_fast_ones_none() {
         "the delay is before the upstream header: {v}"
     );
     assert!((before + upstream + body - total).abs() < 0.01, "{v}");
+    let connect = v["connect_ms"].as_f64().unwrap();
+    let first_byte = v["first_byte_ms"].as_f64().unwrap();
+    assert!((connect + first_byte - upstream).abs() < 0.01, "{v}");
+    assert!(
+        first_byte >= 600.0,
+        "the origin waits before its header: {v}"
+    );
+    assert!(v["connection_reused"].is_boolean(), "{v}");
     assert_eq!(v["cache"], "-", "the route does not cache");
     assert_eq!(v["retries"], 0);
     assert_eq!(v["refused"], "-");
