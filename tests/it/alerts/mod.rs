@@ -5,8 +5,10 @@
 //! promtool is required, not optional: a missing promtool fails these tests with the way to
 //! install it, so rules that Prometheus would refuse cannot pass unnoticed.
 //!
-//! [`server`] runs the real Prometheus server against the real binary.
+//! [`server`] runs the real Prometheus server against the real binary; [`buckets`] checks the
+//! latency histogram has the boundaries the latency alerts read.
 
+mod buckets;
 mod server;
 
 use std::path::Path;
