@@ -345,7 +345,7 @@ impl Policy {
         for r in self.all_routes() {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<40} -> {}{}{}",
+                "  {:<16} {:<40} -> {}{}{}{}",
                 r.name,
                 r.matcher.describe(),
                 self.upstream_of(r).name,
@@ -355,6 +355,7 @@ impl Policy {
                 } else {
                     ""
                 },
+                r.slo.describe(),
             );
         }
         s

@@ -14,7 +14,7 @@ use super::schema;
 use super::units::percent_ppm;
 
 /// One million: 100% in parts per million.
-pub const PPM: u32 = 1_000_000;
+pub(crate) const PPM: u32 = 1_000_000;
 
 /// The latency target when a route sets `latency` and no `latency_target`.
 const DEFAULT_LATENCY_TARGET_PPM: u32 = 950_000;
@@ -34,8 +34,32 @@ pub struct SloPolicy {
 
 impl SloPolicy {
     /// The latency objective with its target, when the route has one.
-    pub fn latency_objective(&self) -> Option<(Duration, u32)> {
+    pub(crate) fn latency_objective(&self) -> Option<(Duration, u32)> {
         self.latency.map(|l| (l, self.latency_target_ppm))
+    }
+
+    /// For `outrider check`: `  slo availability=99.9% latency=95%<200ms hit=70%`, or nothing.
+    pub(crate) fn describe(&self) -> String {
+        let percent = percent_text;
+        let mut parts = Vec::new();
+        if let Some(ppm) = self.availability_ppm {
+            parts.push(format!("availability={}", percent(ppm)));
+        }
+        if let Some((latency, ppm)) = self.latency_objective() {
+            parts.push(format!(
+                "latency={}<{}",
+                percent(ppm),
+                humantime::format_duration(latency)
+            ));
+        }
+        if let Some(ppm) = self.cache_hit_ratio_ppm {
+            parts.push(format!("hit={}", percent(ppm)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("  slo {}", parts.join(" "))
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -43,6 +67,12 @@ impl SloPolicy {
             && self.availability_ppm.is_none()
             && self.cache_hit_ratio_ppm.is_none()
     }
+}
+
+/// `ppm` parts per million as a percentage for people: 999_000 → `99.9%`.
+pub(crate) fn percent_text(ppm: u32) -> String {
+    let text = format!("{}.{:04}", ppm / 10_000, ppm % 10_000);
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Layers the route's `slo` over `[defaults.slo]` key by key. Only the route's own values are

@@ -133,7 +133,7 @@ pub fn render(policy: &Policy, options: &Options, format: Format) -> Result<Stri
 
 /// The latency objectives of `policy` in seconds, sorted and deduplicated: the bucket
 /// boundaries `outrider_request_duration_seconds` needs for the latency alerts to be exact.
-pub fn latency_boundaries(policy: &Policy) -> Vec<f64> {
+pub(crate) fn latency_boundaries(policy: &Policy) -> Vec<f64> {
     let mut out: Vec<Duration> = policy.all_routes().filter_map(|r| r.slo.latency).collect();
     out.sort();
     out.dedup();
@@ -142,18 +142,18 @@ pub fn latency_boundaries(policy: &Policy) -> Vec<f64> {
 
 /// How a window of requests measures up to one objective, for `GET /stats`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Compliance {
+pub(crate) struct Compliance {
     /// The objective as a fraction (0.999).
-    pub objective: f64,
+    pub(crate) objective: f64,
     /// The share of good requests in the window; `None` without requests.
-    pub compliance: Option<f64>,
+    pub(crate) compliance: Option<f64>,
     /// The share of the window's error budget not spent: 1 with no bad request, 0 when the
     /// bad share equals the budget, negative when over it.
-    pub budget_left: Option<f64>,
+    pub(crate) budget_left: Option<f64>,
 }
 
 /// [`Compliance`] of `good` requests out of `total` against an objective of `objective_ppm`.
-pub fn compliance(objective_ppm: u32, good: u64, total: u64) -> Compliance {
+pub(crate) fn compliance(objective_ppm: u32, good: u64, total: u64) -> Compliance {
     let objective = f64::from(objective_ppm) / 1e6;
     let share = (total > 0).then(|| good.min(total) as f64 / total as f64);
     let budget = 1.0 - objective;
@@ -207,8 +207,7 @@ pub(crate) fn ppm_fraction(n: u32) -> String {
 
 /// `n` parts per million as a percentage for people: 999_000 → `99.9%`.
 pub(crate) fn ppm_percent(n: u32) -> String {
-    let text = format!("{}.{:04}", n / 10_000, n % 10_000);
-    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+    crate::config::percent_text(n)
 }
 
 #[cfg(test)]

@@ -66,6 +66,12 @@ fn objectives_on_the_fallback_route_come_from_defaults() {
     let text = format!("{UPSTREAM}[defaults.slo]\navailability = \"99%\"\n");
     let run = check_text(&text);
     assert_ok(&run);
+    assert!(
+        run.stdout()
+            .contains("-> app  compress  slo availability=99%"),
+        "the summary shows the objectives: {}",
+        run.stdout()
+    );
     let p = policy(&text);
     assert_eq!(
         p.all_routes().last().unwrap().slo.availability_ppm,
