@@ -74,6 +74,7 @@ const OBJECTIVE: &str = "outrider:route_slo_objective";
 
 pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
     let routes: Vec<&Route> = policy.all_routes().collect();
+    let job = job_matcher(o);
     let mut groups = Vec::new();
 
     let mut recording = Vec::new();
@@ -86,11 +87,11 @@ pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
             recording.push(Rule {
                 record: Some(format!("{ERROR_RATIO}:rate{w}")),
                 expr: format!(
-                    "(\n  sum by (route) (rate(outrider_requests_total{{status=~\"5..\"}}[{range}]))\n\
-                     or\n  0 * sum by (route) (rate(outrider_requests_total[{range}]))\n\
+                    "(\n  sum by (route) (rate(outrider_requests_total{{{job},status=~\"5..\"}}[{range}]))\n\
+                     or\n  0 * sum by (route) (rate(outrider_requests_total{{{job}}}[{range}]))\n\
                      )\n\
                      /\n\
-                     sum by (route) (rate(outrider_requests_total[{range}]))"
+                     sum by (route) (rate(outrider_requests_total{{{job}}}[{range}]))"
                 ),
                 ..Rule::default()
             });
@@ -107,8 +108,8 @@ pub(crate) fn generate(policy: &Policy, o: &Options) -> RuleFile {
             recording.push(Rule {
                 record: Some(format!("{SLOW_RATIO}:rate{w}")),
                 expr: format!(
-                    "1 - (\n  sum by (route) (rate(outrider_request_duration_seconds_bucket{{route=\"{route}\",le=~\"{le}\"}}[{range}]))\n\
-                     /\n  sum by (route) (rate(outrider_request_duration_seconds_count{{route=\"{route}\"}}[{range}]))\n)"
+                    "1 - (\n  sum by (route) (rate(outrider_request_duration_seconds_bucket{{{job},route=\"{route}\",le=~\"{le}\"}}[{range}]))\n\
+                     /\n  sum by (route) (rate(outrider_request_duration_seconds_count{{{job},route=\"{route}\"}}[{range}]))\n)"
                 ),
                 ..Rule::default()
             });
@@ -254,12 +255,13 @@ fn burn_expr(series: &str, route: &str, budget: &str, b: &Burn) -> String {
 
 fn cache_alert(r: &Route, ppm: u32, o: &Options) -> Rule {
     let route = label_value(&r.name);
+    let job = job_matcher(o);
     // The same shares /stats reports: served from the cache over what the cache looked up
     // (bypasses are not lookups).
     let range = scaled(o, "5m");
     let expr = format!(
-        "(\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced\"}}[{range}]))\n\
-         /\n  sum by (route) (rate(outrider_cache_lookups_total{{route=\"{route}\",result=~\"hit|stale|coalesced|miss|revalidated\"}}[{range}]))\n\
+        "(\n  sum by (route) (rate(outrider_cache_lookups_total{{{job},route=\"{route}\",result=~\"hit|stale|coalesced\"}}[{range}]))\n\
+         /\n  sum by (route) (rate(outrider_cache_lookups_total{{{job},route=\"{route}\",result=~\"hit|stale|coalesced|miss|revalidated\"}}[{range}]))\n\
          ) < {}",
         ppm_fraction(ppm)
     );
@@ -282,11 +284,12 @@ fn cache_alert(r: &Route, ppm: u32, o: &Options) -> Rule {
 
 fn breaker_alerts(u: &Upstream, o: &Options) -> Vec<Rule> {
     let upstream = label_value(&u.name);
+    let job = job_matcher(o);
     vec![
         alert(
             "OutriderUpstreamDown",
             // The upstream's state is open only when every endpoint's breaker is.
-            format!("outrider_breaker_state{{upstream=\"{upstream}\"}} == 2"),
+            format!("outrider_breaker_state{{{job},upstream=\"{upstream}\"}} == 2"),
             "1m",
             "critical",
             &[("upstream", &u.name)],
@@ -300,7 +303,7 @@ fn breaker_alerts(u: &Upstream, o: &Options) -> Vec<Rule> {
         ),
         alert(
             "OutriderBreakerNotRecovering",
-            format!("outrider_breaker_state{{upstream=\"{upstream}\"}} >= 1"),
+            format!("outrider_breaker_state{{{job},upstream=\"{upstream}\"}} >= 1"),
             &prom_duration(u.breaker.open_for),
             "warning",
             &[("upstream", &u.name)],
@@ -320,11 +323,12 @@ fn breaker_alerts(u: &Upstream, o: &Options) -> Vec<Rule> {
 }
 
 fn process_alerts(o: &Options) -> Vec<Rule> {
-    let job = label_value(&o.job);
+    let job_regex = label_value(&o.job);
+    let job = job_matcher(o);
     vec![
         alert(
             "OutriderConfigReloadFailed",
-            "outrider_config_last_reload_successful == 0".into(),
+            format!("outrider_config_last_reload_successful{{{job}}} == 0"),
             "5m",
             "warning",
             &[],
@@ -336,7 +340,7 @@ fn process_alerts(o: &Options) -> Vec<Rule> {
         ),
         alert(
             "OutriderTargetDown",
-            format!("up{{job=~\"{job}\"}} == 0"),
+            format!("up{{{job}}} == 0"),
             "5m",
             "critical",
             &[],
@@ -348,13 +352,13 @@ fn process_alerts(o: &Options) -> Vec<Rule> {
         ),
         alert(
             "OutriderAbsent",
-            format!("absent(up{{job=~\"{job}\"}})"),
+            format!("absent(up{{{job}}})"),
             "10m",
             "critical",
             &[],
             "Outrider: no scrape target at all".into(),
             format!(
-                "No target of job {job} has been scraped for 10 minutes (absent = {{{{ $value }}}}): \
+                "No target of job {job_regex} has been scraped for 10 minutes (absent = {{{{ $value }}}}): \
                  every Outrider is gone, or service discovery lost them."
             ),
             o,
@@ -403,6 +407,12 @@ fn scaled(o: &Options, text: &str) -> String {
         }
         _ => text.to_string(),
     }
+}
+
+/// The matcher that scopes every selector to Outrider's scrape targets, so that the rules of
+/// one deployment never read another's series (route names repeat across apps).
+fn job_matcher(o: &Options) -> String {
+    format!("job=~\"{}\"", label_value(&o.job))
 }
 
 /// A label value inside a PromQL double-quoted string.

@@ -126,6 +126,11 @@ fn cache_breaker_and_process_alerts() {
         "app"
     );
     assert_eq!(
+        alerts(&file, "OutriderUpstreamDown")[0].expr,
+        "outrider_breaker_state{job=~\"outrider\",upstream=\"app\"} == 2",
+        "every selector is scoped to Outrider's job"
+    );
+    assert_eq!(
         alerts(&file, "OutriderAbsent")[0].expr,
         "absent(up{job=~\"outrider\"})"
     );

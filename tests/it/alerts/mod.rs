@@ -239,8 +239,11 @@ fn unit_rules() -> String {
     rules(&["--config", &conf.path().display().to_string()])
 }
 
-const OK: &str = r#"outrider_requests_total{route="api",method="GET",status="200"}"#;
-const FAILED: &str = r#"outrider_requests_total{route="api",method="GET",status="503"}"#;
+const OK: &str = r#"outrider_requests_total{job="outrider",route="api",method="GET",status="200"}"#;
+const OTHER_JOB_FAILED: &str =
+    r#"outrider_requests_total{job="other-app",route="api",method="GET",status="503"}"#;
+const FAILED: &str =
+    r#"outrider_requests_total{job="outrider",route="api",method="GET",status="503"}"#;
 
 #[test]
 fn availability_fast_burn_fires_on_half_errors_and_not_on_a_hundredth_of_a_percent() {
@@ -258,6 +261,15 @@ fn availability_fast_burn_fires_on_half_errors_and_not_on_a_hundredth_of_a_perce
                 value: "",
                 percent: "50%",
             },
+            // Another deployment's failing route of the same name is not this one's.
+            Case {
+                series: &[(OK, "0+50x90"), (OTHER_JOB_FAILED, "0+50x90")],
+                at: "60m",
+                alert: "OutriderAvailabilityFastBurn",
+                labels: None,
+                value: "",
+                percent: "",
+            },
             // 0.01% 5xx: a tenth of the budget.
             Case {
                 series: &[(OK, "0+9999x90"), (FAILED, "0+1x90")],
@@ -274,8 +286,8 @@ fn availability_fast_burn_fires_on_half_errors_and_not_on_a_hundredth_of_a_perce
 #[test]
 fn latency_fast_burn_fires_when_half_the_requests_miss_the_objective() {
     let text = unit_rules();
-    let bucket = r#"outrider_request_duration_seconds_bucket{route="api",le="0.2"}"#;
-    let count = r#"outrider_request_duration_seconds_count{route="api"}"#;
+    let bucket = r#"outrider_request_duration_seconds_bucket{job="outrider",route="api",le="0.2"}"#;
+    let count = r#"outrider_request_duration_seconds_count{job="outrider",route="api"}"#;
     unit_test(
         &text,
         &[
@@ -303,10 +315,10 @@ fn latency_fast_burn_fires_when_half_the_requests_miss_the_objective() {
 #[test]
 fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
     let text = unit_rules();
-    let hit = r#"outrider_cache_lookups_total{route="api",result="hit"}"#;
-    let miss = r#"outrider_cache_lookups_total{route="api",result="miss"}"#;
-    let state = r#"outrider_breaker_state{upstream="app",instance="proxy-0"}"#;
-    let reload = r#"outrider_config_last_reload_successful{instance="proxy-0"}"#;
+    let hit = r#"outrider_cache_lookups_total{job="outrider",route="api",result="hit"}"#;
+    let miss = r#"outrider_cache_lookups_total{job="outrider",route="api",result="miss"}"#;
+    let state = r#"outrider_breaker_state{job="outrider",upstream="app",instance="proxy-0"}"#;
+    let reload = r#"outrider_config_last_reload_successful{job="outrider",instance="proxy-0"}"#;
     let up = r#"up{job="outrider",instance="proxy-0"}"#;
     unit_test(
         &text,
@@ -332,7 +344,7 @@ fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
                 at: "5m",
                 alert: "OutriderUpstreamDown",
                 labels: Some(
-                    json!({"upstream": "app", "instance": "proxy-0", "severity": "critical"}),
+                    json!({"job": "outrider", "upstream": "app", "instance": "proxy-0", "severity": "critical"}),
                 ),
                 value: "2",
                 percent: "",
@@ -349,7 +361,9 @@ fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
                 series: &[(reload, "0x10")],
                 at: "8m",
                 alert: "OutriderConfigReloadFailed",
-                labels: Some(json!({"instance": "proxy-0", "severity": "warning"})),
+                labels: Some(
+                    json!({"job": "outrider", "instance": "proxy-0", "severity": "warning"}),
+                ),
                 value: "0",
                 percent: "",
             },
