@@ -196,7 +196,9 @@ struct Case<'a> {
     percent: &'a str,
 }
 
-fn unit_test(rules_text: &str, cases: &[Case<'_>]) -> String {
+/// Runs `cases` through `promtool test rules`, series sampled and rules evaluated every
+/// `interval`.
+fn unit_test(rules_text: &str, interval: &str, cases: &[Case<'_>]) -> String {
     let rules: Value = serde_yaml_ng::from_str(rules_text).unwrap();
     let tests: Vec<serde_json::Value> = cases
         .iter()
@@ -209,7 +211,7 @@ fn unit_test(rules_text: &str, cases: &[Case<'_>]) -> String {
                 None => json!([]),
             };
             json!({
-                "interval": "1m",
+                "interval": interval,
                 "input_series": c.series.iter().map(|(s, v)| json!({"series": s, "values": v})).collect::<Vec<_>>(),
                 "alert_rule_test": [{ "eval_time": c.at, "alertname": c.alert, "exp_alerts": exp_alerts }],
             })
@@ -217,7 +219,7 @@ fn unit_test(rules_text: &str, cases: &[Case<'_>]) -> String {
         .collect();
     let test_file = json!({
         "rule_files": ["rules.yaml"],
-        "evaluation_interval": "1m",
+        "evaluation_interval": interval,
         "tests": tests,
     });
     let dir = tempfile::tempdir().expect("tempdir");
@@ -251,6 +253,7 @@ fn availability_fast_burn_fires_on_half_errors_and_not_on_a_hundredth_of_a_perce
     let labels = json!({"route": "api", "severity": "critical"});
     unit_test(
         &text,
+        "1m",
         &[
             // 50% 5xx: 500 times the 0.1% budget, far above 14.4×.
             Case {
@@ -290,6 +293,7 @@ fn latency_fast_burn_fires_when_half_the_requests_miss_the_objective() {
     let count = r#"outrider_request_duration_seconds_count{job="outrider",route="api"}"#;
     unit_test(
         &text,
+        "1m",
         &[
             Case {
                 series: &[(bucket, "0+50x90"), (count, "0+100x90")],
@@ -313,6 +317,101 @@ fn latency_fast_burn_fires_when_half_the_requests_miss_the_objective() {
 }
 
 #[test]
+fn slower_burns_and_the_breaker_alert_fire_and_stay_silent() {
+    let text = unit_rules();
+    let state = r#"outrider_breaker_state{job="outrider",upstream="app",instance="proxy-0"}"#;
+    let up = r#"up{job="outrider",instance="proxy-0"}"#;
+    let critical = json!({"route": "api", "severity": "critical"});
+    unit_test(
+        &text,
+        "1m",
+        &[
+            // 1% 5xx for 7 hours: 10× the budget, over the slow burn's 6× (under the fast 14.4×).
+            Case {
+                series: &[(OK, "0+99x420"), (FAILED, "0+1x420")],
+                at: "400m",
+                alert: "OutriderAvailabilitySlowBurn",
+                labels: Some(critical.clone()),
+                value: "",
+                percent: "1%",
+            },
+            Case {
+                series: &[(OK, "0+99x420"), (FAILED, "0+1x420")],
+                at: "400m",
+                alert: "OutriderAvailabilityFastBurn",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+            Case {
+                series: &[(OK, "0+995x420"), (FAILED, "0+5x420")],
+                at: "400m",
+                alert: "OutriderAvailabilitySlowBurn",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+            // Half-open for 5 minutes, longer than open_for (30s): its probes keep failing.
+            Case {
+                series: &[(state, "1x10")],
+                at: "5m",
+                alert: "OutriderBreakerNotRecovering",
+                labels: Some(
+                    json!({"job": "outrider", "upstream": "app", "instance": "proxy-0", "severity": "warning"}),
+                ),
+                value: "1",
+                percent: "",
+            },
+            Case {
+                series: &[(state, "0x10")],
+                at: "5m",
+                alert: "OutriderBreakerNotRecovering",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+            Case {
+                series: &[(up, "1x10")],
+                at: "8m",
+                alert: "OutriderTargetDown",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+        ],
+    );
+}
+
+#[test]
+fn budget_erosion_fires_on_a_steady_small_overspend_only() {
+    let text = unit_rules();
+    unit_test(
+        &text,
+        "10m",
+        &[
+            // 0.2% 5xx for 2 days (sampled and evaluated every 10 minutes): under 3× over a
+            // day, over 1× over three days.
+            Case {
+                series: &[(OK, "0+9980x300"), (FAILED, "0+20x300")],
+                at: "2d",
+                alert: "OutriderAvailabilityBudgetErosion",
+                labels: Some(json!({"route": "api", "severity": "warning"})),
+                value: "",
+                percent: "0.2%",
+            },
+            Case {
+                series: &[(OK, "0+99950x300"), (FAILED, "0+50x300")],
+                at: "2d",
+                alert: "OutriderAvailabilityBudgetErosion",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+        ],
+    );
+}
+
+#[test]
 fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
     let text = unit_rules();
     let hit = r#"outrider_cache_lookups_total{job="outrider",route="api",result="hit"}"#;
@@ -322,6 +421,7 @@ fn cache_breaker_reload_and_absence_alerts_fire_and_stay_silent() {
     let up = r#"up{job="outrider",instance="proxy-0"}"#;
     unit_test(
         &text,
+        "1m",
         &[
             Case {
                 series: &[(hit, "0+10x40"), (miss, "0+90x40")],
