@@ -2,7 +2,7 @@
 # Installs the system packages Outrider's build needs on Debian/Ubuntu, if any is missing:
 # cmake and a C compiler (Pingora's zlib-ng, zstd and ring are C), and the openssl command, with
 # which the upstream-TLS test makes its own CA and origin; and Debian's prometheus package, whose
-# promtool checks and unit-tests the alert rules `outrider rules` writes (tests/it/alerts.rs).
+# promtool checks and unit-tests the alert rules `outrider rules` writes (tests/it/alerts/).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)

@@ -13,7 +13,7 @@
 //! upstream, shows `{{ $value }}`, and links a README runbook section.
 //!
 //! Pure: reads a compiled [`Policy`], returns text. The metric names are the ones
-//! `crate::metrics` registers (a test in `tests/it/alerts.rs` checks that each one exists).
+//! `crate::metrics` registers (`tests/it/alerts/` checks that each one exists).
 
 mod rules;
 

@@ -35,7 +35,8 @@ pub fn runbook_anchor(alert: &str) -> String {
 const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
 /// One burn-rate alert: its name suffix, the (long, short, factor) window pairs any of which
-/// fires it, how long it must hold, and its severity.
+/// fires it, how long it must hold, its severity, and what the burn means for the budget (for
+/// the description).
 struct Burn {
     suffix: &'static str,
     pairs: &'static [(&'static str, &'static str, &'static str)],
@@ -64,7 +65,7 @@ const BURNS: [Burn; 3] = [
         pairs: &[("1d", "2h", "3"), ("3d", "6h", "1")],
         for_: "1h",
         severity: "warning",
-        what: "3× over a day or 1× over 3 days (the 30-day budget will not last the month)",
+        what: "3× over a day or 1× over 3 days (at this pace the 30-day budget is spent before the month ends)",
     },
 ];
 
