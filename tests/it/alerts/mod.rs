@@ -242,6 +242,9 @@ fn unit_rules() -> String {
 }
 
 const OK: &str = r#"outrider_requests_total{job="outrider",route="api",method="GET",status="200"}"#;
+const BUCKET: &str =
+    r#"outrider_request_duration_seconds_bucket{job="outrider",route="api",le="0.2"}"#;
+const COUNT: &str = r#"outrider_request_duration_seconds_count{job="outrider",route="api"}"#;
 const OTHER_JOB_FAILED: &str =
     r#"outrider_requests_total{job="other-app",route="api",method="GET",status="503"}"#;
 const FAILED: &str =
@@ -289,8 +292,7 @@ fn availability_fast_burn_fires_on_half_errors_and_not_on_a_hundredth_of_a_perce
 #[test]
 fn latency_fast_burn_fires_when_half_the_requests_miss_the_objective() {
     let text = unit_rules();
-    let bucket = r#"outrider_request_duration_seconds_bucket{job="outrider",route="api",le="0.2"}"#;
-    let count = r#"outrider_request_duration_seconds_count{job="outrider",route="api"}"#;
+    let (bucket, count) = (BUCKET, COUNT);
     unit_test(
         &text,
         "1m",
@@ -347,6 +349,23 @@ fn slower_burns_and_the_breaker_alert_fire_and_stay_silent() {
                 series: &[(OK, "0+995x420"), (FAILED, "0+5x420")],
                 at: "400m",
                 alert: "OutriderAvailabilitySlowBurn",
+                labels: None,
+                value: "",
+                percent: "",
+            },
+            // 10% slower than 200ms against a 1% budget: 10×, a slow burn and not a fast one.
+            Case {
+                series: &[(BUCKET, "0+90x420"), (COUNT, "0+100x420")],
+                at: "400m",
+                alert: "OutriderLatencySlowBurn",
+                labels: Some(critical.clone()),
+                value: "",
+                percent: "10%",
+            },
+            Case {
+                series: &[(BUCKET, "0+97x420"), (COUNT, "0+100x420")],
+                at: "400m",
+                alert: "OutriderLatencySlowBurn",
                 labels: None,
                 value: "",
                 percent: "",
