@@ -2,8 +2,9 @@
 //!
 //! Layout follows the architecture, in layers that import only downwards (`tests/it/architecture.rs`
 //! checks both rules):
-//! - pure modules (`config`, `compress`, `conditional`, `cache`, `breaker`, `limits`): HTTP
-//!   semantics and policy, no Pingora, no runtime, none of the layers above;
+//! - pure modules (`config`, `compress`, `conditional`, `cache`, `breaker`, `limits`, `slo`):
+//!   HTTP semantics, policy and the alert rules derived from it, no Pingora, no runtime, none
+//!   of the layers above;
 //! - `metrics` (the registry, the reload history) and `logging`;
 //! - `proxy`: the pipeline wired into Pingora's hooks, and the state it runs on (`proxy::Active`,
 //!   the bound per-policy snapshot; `proxy::Shared`, what outlives a policy);
@@ -23,3 +24,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod slo;

@@ -1,16 +1,16 @@
-//! The `outrider` command: run (default), check, demo.
+//! The `outrider` command: run (default), check, rules, demo.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
 use outrider::config::{self, ConfigError};
 use outrider::proxy::Shared;
 use outrider::server::{self, Launch};
-use outrider::{demo, logging};
+use outrider::{demo, logging, slo};
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -44,8 +44,29 @@ enum Command {
     Run,
     /// Validate a policy file and print a summary; exit 1 with every error found
     Check,
+    /// Print Prometheus recording and alerting rules for the policy's objectives and health
+    Rules {
+        /// `prometheus`: a rule file; `prometheusrule`: a Kubernetes PrometheusRule object
+        #[arg(long, value_enum, default_value_t = RulesFormat::Prometheus)]
+        format: RulesFormat,
+        /// Regex for the `job` label of Outrider's scrape targets (the absence and scrape alerts)
+        #[arg(long, default_value = "outrider")]
+        job: String,
+        /// Where the runbook links point; each alert appends `#its-anchor`
+        #[arg(long, default_value = "README.md")]
+        runbook_base: String,
+        /// `metadata.name` (and `app.kubernetes.io/name` label) of the PrometheusRule
+        #[arg(long, default_value = "outrider")]
+        name: String,
+    },
     /// Run Outrider in front of its embedded demo backend
     Demo,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RulesFormat {
+    Prometheus,
+    Prometheusrule,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +74,26 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&config_path(cli.config), cli.upgrade),
         Command::Check => check(&config_path(cli.config)),
+        Command::Rules {
+            format,
+            job,
+            runbook_base,
+            name,
+        } => {
+            let format = match format {
+                RulesFormat::Prometheus => slo::Format::Prometheus,
+                RulesFormat::Prometheusrule => slo::Format::PrometheusRule,
+            };
+            let path = config_path(cli.config);
+            let options = slo::Options {
+                job,
+                runbook_base,
+                source: path.display().to_string(),
+                name,
+                time_scale: 1,
+            };
+            rules(&path, &options, format)
+        }
         Command::Demo => run_demo(cli.config),
     }
 }
@@ -85,6 +126,27 @@ fn check(path: &Path) -> ExitCode {
         }
         Err(errors) => {
             print_errors(&errors);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rules(path: &Path, options: &slo::Options, format: slo::Format) -> ExitCode {
+    let loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    match slo::render(&loaded.policy, options, format) {
+        Ok(text) => {
+            use std::io::Write;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

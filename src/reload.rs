@@ -83,7 +83,17 @@ pub(crate) fn reload(shared: &Shared, trigger: Trigger) -> ReloadOutcome {
             ReloadOutcome::Failed(errors)
         }
         Ok(mut policy) => {
-            let pending_restart = shared.startup.pin(&mut policy);
+            let mut pending_restart = shared.startup.pin(&mut policy);
+            // Bucket boundaries are fixed when the histogram is created; a latency objective
+            // without one would leave its alerts without a series, not wrong.
+            for b in shared
+                .metrics
+                .missing_latency_buckets(&crate::slo::latency_boundaries(&policy))
+            {
+                pending_restart.push(format!(
+                    "a latency objective of {b}s (outrider_request_duration_seconds has no bucket at it)"
+                ));
+            }
             for p in &pending_restart {
                 warn!("reload: {p} needs a restart to apply; the rest of the policy is applied");
             }

@@ -14,23 +14,25 @@ use regex::Regex;
 
 use super::diagnostics::{deserialize_all, locate, ConfigError, Seg, Source};
 use super::policy::*;
+use super::route_cache::route_cache;
 use super::schema;
+use super::slo::{check_defaults, route_slo, slow_request};
 
 /// Collects semantic errors by key path; they are located in the source at the end.
 #[derive(Default)]
-struct Problems(Vec<(Vec<Seg>, String)>);
+pub(super) struct Problems(Vec<(Vec<Seg>, String)>);
 
 impl Problems {
-    fn add(&mut self, path: Vec<Seg>, msg: impl Into<String>) {
+    pub(super) fn add(&mut self, path: Vec<Seg>, msg: impl Into<String>) {
         self.0.push((path, msg.into()));
     }
 }
 
-fn key(k: &str) -> Seg {
+pub(super) fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
 }
 
-fn at(base: &[Seg], rest: &[&str]) -> Vec<Seg> {
+pub(super) fn at(base: &[Seg], rest: &[&str]) -> Vec<Seg> {
     let mut p = base.to_vec();
     p.extend(rest.iter().map(|k| key(k)));
     p
@@ -124,6 +126,8 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
         None => None,
     };
 
+    check_defaults(&doc.defaults.slo, &defaults_path, p);
+
     let mut seen_names = HashSet::new();
     let mut routes = Vec::new();
     for (i, r) in doc.routes.iter().enumerate() {
@@ -184,7 +188,12 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             compression: compression(&doc.defaults.compression, &r.compression, &base, p),
             etag: etag(&doc.defaults.etag, &r.etag),
             cache: route_cache(&doc.defaults.cache, &r.cache, &base, p),
+            slo: SloPolicy::default(),
+            slow_request: slow_request(&doc.log, Some(r)),
         });
+        if let Some(route) = routes.last_mut() {
+            route.slo = route_slo(&doc.defaults.slo, &r.slo, &base, route.cache.enabled, p);
+        }
     }
 
     // The defaults route catches what no route matched: always when there are no routes (a
@@ -217,6 +226,18 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             ),
             etag: etag(&doc.defaults.etag, &Default::default()),
             cache: route_cache(&doc.defaults.cache, &Default::default(), &defaults_path, p),
+            slo: SloPolicy::default(),
+            slow_request: slow_request(&doc.log, None),
+        })
+        .map(|mut route| {
+            route.slo = route_slo(
+                &doc.defaults.slo,
+                &Default::default(),
+                &defaults_path,
+                route.cache.enabled,
+                p,
+            );
+            route
         });
     if fallback.is_some() && seen_names.contains("default") {
         p.add(
@@ -383,6 +404,7 @@ fn log_policy(l: &schema::Log, p: &mut Problems) -> Option<LogPolicy> {
         level: level?,
         format: format?,
         access_log: l.access_log,
+        slow_request: (!l.slow_request.0.is_zero()).then_some(l.slow_request.0),
     })
 }
 
@@ -685,109 +707,5 @@ fn etag(d: &schema::Etag, r: &schema::Etag) -> EtagPolicy {
     EtagPolicy {
         generate: r.generate.or(d.generate).unwrap_or(true),
         max_body: r.max_body.or(d.max_body).map_or(1024 * 1024, |s| s.0),
-    }
-}
-
-fn route_cache(
-    d: &schema::RouteCache,
-    r: &schema::RouteCache,
-    base: &[Seg],
-    p: &mut Problems,
-) -> RouteCachePolicy {
-    let base = at(base, &["cache"]);
-    let stale_if_error = r.stale_if_error.or(d.stale_if_error).unwrap_or_default().0;
-    let key_query = match r.key_query.clone().or_else(|| d.key_query.clone()) {
-        None => KeyQueryPolicy::All,
-        Some(schema::KeyQuery::Mode(m)) => {
-            match m.as_str() {
-                "all" => KeyQueryPolicy::All,
-                "none" => KeyQueryPolicy::None,
-                other => {
-                    p.add(
-                    at(&base, &["key_query"]),
-                    format!("invalid value {other:?}; \"all\", \"none\" or a list of parameter names"),
-                );
-                    KeyQueryPolicy::All
-                }
-            }
-        }
-        Some(schema::KeyQuery::Allow(mut names)) => {
-            names.sort();
-            names.dedup();
-            KeyQueryPolicy::Allow(names)
-        }
-    };
-    let tag_header = r
-        .tag_header
-        .clone()
-        .or_else(|| d.tag_header.clone())
-        .unwrap_or_else(|| "Surrogate-Key".into());
-    if http::HeaderName::from_bytes(tag_header.as_bytes()).is_err() {
-        p.add(
-            at(&base, &["tag_header"]),
-            format!("{tag_header:?} is not a valid header name"),
-        );
-    }
-    let targeted = r
-        .targeted_cache_control
-        .clone()
-        .or_else(|| d.targeted_cache_control.clone())
-        .unwrap_or_else(|| vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()]);
-    for (i, h) in targeted.iter().enumerate() {
-        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-            let mut path = at(&base, &["targeted_cache_control"]);
-            path.push(Seg::Index(i));
-            p.add(path, format!("{h:?} is not a valid header name"));
-        }
-    }
-    RouteCachePolicy {
-        enabled: r.enabled.or(d.enabled).unwrap_or(false),
-        default_ttl: r.default_ttl.or(d.default_ttl).unwrap_or_default().0,
-        override_ttl: r.override_ttl.or(d.override_ttl).and_then(|o| o.0),
-        stale_while_revalidate: r
-            .stale_while_revalidate
-            .or(d.stale_while_revalidate)
-            .unwrap_or_default()
-            .0,
-        stale_if_error,
-        cache_authorized: r.cache_authorized.or(d.cache_authorized).unwrap_or(false),
-        tag_header,
-        targeted_cache_control: targeted,
-        stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
-        key_query,
-        store_set_cookie: r.store_set_cookie.or(d.store_set_cookie).unwrap_or(false),
-        heuristic_freshness_bp: heuristic_share(d, r, &base, p),
-        heuristic_max: r
-            .heuristic_max
-            .or(d.heuristic_max)
-            .map_or(Duration::from_secs(86_400), |m| m.0),
-        normalize_vary: r.normalize_vary.or(d.normalize_vary).unwrap_or(false),
-    }
-}
-
-/// `heuristic_freshness = "10%"` in basis points: a percentage from 0 to 100 with at most two
-/// decimals, so that it is exact in basis points.
-fn heuristic_share(
-    d: &schema::RouteCache,
-    r: &schema::RouteCache,
-    base: &[Seg],
-    p: &mut Problems,
-) -> u32 {
-    let Some(text) = r
-        .heuristic_freshness
-        .as_ref()
-        .or(d.heuristic_freshness.as_ref())
-    else {
-        return 0;
-    };
-    match crate::config::units::percent_basis_points(text) {
-        Some(bp) => bp,
-        None => {
-            p.add(
-                at(base, &["heuristic_freshness"]),
-                format!("invalid percentage {text:?}; use e.g. \"10%\" (0% to 100%)"),
-            );
-            0
-        }
     }
 }

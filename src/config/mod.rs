@@ -8,7 +8,9 @@
 mod compile;
 mod diagnostics;
 pub mod policy;
+mod route_cache;
 pub mod schema;
+mod slo;
 mod startup;
 pub(crate) mod units;
 
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 pub use compile::compile;
 pub use diagnostics::ConfigError;
 pub use policy::Policy;
+pub(crate) use slo::percent_text;
 pub use startup::Startup;
 
 /// A policy compiled from a file, with the hash of the exact bytes it came from.

@@ -13,6 +13,8 @@ use http::Method;
 use regex::Regex;
 use serde::Serialize;
 
+pub use super::slo::SloPolicy;
+
 /// The whole compiled conf file.
 #[derive(Debug, Serialize)]
 pub struct Policy {
@@ -95,6 +97,8 @@ pub struct LogPolicy {
     pub(crate) level: log::LevelFilter,
     pub(crate) format: LogFormat,
     pub access_log: bool,
+    #[serde(with = "opt_duration_str")]
+    pub(crate) slow_request: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,6 +168,10 @@ pub struct Route {
     pub compression: CompressionPolicy,
     pub etag: EtagPolicy,
     pub cache: RouteCachePolicy,
+    pub slo: SloPolicy,
+    /// Requests slower than this get a slow-request log line; `None`: off.
+    #[serde(with = "opt_duration_str")]
+    pub slow_request: Option<Duration>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -337,7 +345,7 @@ impl Policy {
         for r in self.all_routes() {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<40} -> {}{}{}",
+                "  {:<16} {:<40} -> {}{}{}{}",
                 r.name,
                 r.matcher.describe(),
                 self.upstream_of(r).name,
@@ -347,6 +355,7 @@ impl Policy {
                 } else {
                     ""
                 },
+                r.slo.describe(),
             );
         }
         s
@@ -464,7 +473,7 @@ mod duration_str {
     }
 }
 
-mod opt_duration_str {
+pub(super) mod opt_duration_str {
     use std::time::Duration;
     pub(crate) fn serialize<S: serde::Serializer>(
         d: &Option<Duration>,

@@ -54,6 +54,8 @@ pub struct Log {
     pub(crate) level: String,
     pub(crate) format: String,
     pub(crate) access_log: bool,
+    /// Log every request slower than this; `0s` turns it off.
+    pub(crate) slow_request: Dur,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -110,6 +112,7 @@ pub struct Defaults {
     pub(crate) compression: Compression,
     pub(crate) etag: Etag,
     pub(crate) cache: RouteCache,
+    pub(crate) slo: Slo,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -123,6 +126,9 @@ pub struct Route {
     pub compression: Compression,
     pub etag: Etag,
     pub cache: RouteCache,
+    pub slo: Slo,
+    /// Overrides `[log] slow_request` for this route.
+    pub(crate) slow_request: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -174,6 +180,20 @@ pub struct RouteCache {
     pub(crate) normalize_vary: Option<bool>,
 }
 
+/// `[defaults.slo]` and a route's `slo`: the objectives `outrider rules` turns into alerts.
+/// An empty string turns an objective off (so a route can drop one its defaults set).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Slo {
+    pub(crate) latency: Option<OptDur>,
+    /// A percentage, e.g. `"95%"`: the share of requests that must be faster than `latency`.
+    pub(crate) latency_target: Option<String>,
+    /// A percentage: the share of requests not answered 5xx.
+    pub(crate) availability: Option<String>,
+    /// A percentage: warn when the cache hit ratio stays below it.
+    pub(crate) cache_hit_ratio: Option<String>,
+}
+
 /// `"all"`, `"none"`, or the list of query parameters that make up the key.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(
@@ -213,6 +233,7 @@ impl Default for Log {
             level: "info".into(),
             format: "text".into(),
             access_log: false,
+            slow_request: Dur::secs(0),
         }
     }
 }

@@ -213,6 +213,26 @@ pub(crate) fn percent_basis_points(text: &str) -> Option<u32> {
     (bp <= 10_000).then_some(bp)
 }
 
+/// A percentage such as `"99.9%"`, 0 to 100 with at most four decimals, in parts per million
+/// (`"99.9%"` is 999_000): objectives such as "99.99%" need more than basis points.
+pub(crate) fn percent_ppm(text: &str) -> Option<u32> {
+    let number = text.trim().strip_suffix('%')?.trim_end();
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 3
+        || fraction.len() > 4
+        || !digits(whole)
+        || !digits(fraction)
+    {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let fraction: u32 = format!("{fraction:0<4}").parse().ok()?;
+    let ppm = whole * 10_000 + fraction;
+    (ppm <= 1_000_000).then_some(ppm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +248,18 @@ mod tests {
             "", "%", "10", "101%", "-1%", "1.234%", "ten%", ".5%", "1e2%", "+5%",
         ] {
             assert_eq!(percent_basis_points(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn percentages_in_parts_per_million() {
+        assert_eq!(percent_ppm("95%"), Some(950_000));
+        assert_eq!(percent_ppm("99.9%"), Some(999_000));
+        assert_eq!(percent_ppm("99.999%"), Some(999_990));
+        assert_eq!(percent_ppm("99.9999%"), Some(999_999));
+        assert_eq!(percent_ppm("100%"), Some(1_000_000));
+        for bad in ["", "95", "101%", "-1%", "9.12345%", "x%"] {
+            assert_eq!(percent_ppm(bad), None, "{bad:?}");
         }
     }
 

@@ -64,6 +64,9 @@ impl Outcome {
 
 pub struct Metrics {
     registry: Registry,
+    /// `outrider_request_duration_seconds`' boundaries: [`LATENCY_BUCKETS`] plus the latency
+    /// objectives known at start. A family's buckets cannot change once it exports series.
+    request_buckets: Vec<f64>,
     pub(crate) config: ConfigMetrics,
     requests: Arc<requests::RequestsTotal>,
     request_duration: HistogramVec,
@@ -205,9 +208,16 @@ pub struct Bound {
 impl Metrics {
     // Static metric definitions (constant names, help and labels, never input) fail only on an
     // invalid name, which the unit tests would catch at once.
-    #[allow(clippy::expect_used)]
     pub fn new() -> Metrics {
+        Metrics::with_latency_objectives(&[])
+    }
+
+    /// The families, with a request-latency bucket at each of `objectives` (seconds), so that
+    /// the share of requests under an objective is exact rather than interpolated.
+    #[allow(clippy::expect_used)]
+    pub fn with_latency_objectives(objectives: &[f64]) -> Metrics {
         let registry = Registry::new();
+        let request_buckets = merged_buckets(objectives);
         let config = ConfigMetrics::register(&registry);
         let requests = Arc::new(requests::RequestsTotal::new());
         if let Err(e) = registry.register(Box::new(SharedCollector(requests.clone()))) {
@@ -215,11 +225,15 @@ impl Metrics {
         }
         let request_duration = register(
             &registry,
-            histogram_vec(
-                "outrider_request_duration_seconds",
-                "Time from the request header received to the last response byte sent.",
-                "route",
-            ),
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "outrider_request_duration_seconds",
+                    "Time from the request header received to the last response byte sent.",
+                )
+                .buckets(request_buckets.clone()),
+                &["route"],
+            )
+            .expect("static metric definition is valid"),
         );
         let upstream_requests = register(
             &registry,
@@ -319,6 +333,7 @@ impl Metrics {
         }
         Metrics {
             registry,
+            request_buckets,
             config,
             requests,
             request_duration,
@@ -332,6 +347,16 @@ impl Metrics {
             breaker_transitions,
             compression,
         }
+    }
+
+    /// The latency objectives (seconds) that have no bucket in the running histogram: a
+    /// reload cannot add one, so their alerts would find no series until a restart.
+    pub(crate) fn missing_latency_buckets(&self, objectives: &[f64]) -> Vec<f64> {
+        objectives
+            .iter()
+            .copied()
+            .filter(|o| !self.request_buckets.contains(o))
+            .collect()
     }
 
     /// Exports the response cache's gauges and counters, read from `source` at each scrape.
@@ -433,6 +458,19 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// [`LATENCY_BUCKETS`] with `extra` added, sorted, without duplicates or invalid values.
+fn merged_buckets(extra: &[f64]) -> Vec<f64> {
+    let mut all: Vec<f64> = LATENCY_BUCKETS
+        .iter()
+        .chain(extra)
+        .copied()
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .collect();
+    all.sort_by(f64::total_cmp);
+    all.dedup();
+    all
 }
 
 /// Lets the registry own a handle to a collector we also keep.
@@ -573,6 +611,24 @@ mod tests {
         );
         let text = String::from_utf8(m.encode()).unwrap();
         assert!(!text.contains("route=\"r1\""), "{text}");
+    }
+
+    #[test]
+    fn latency_objectives_become_request_buckets() {
+        let m = Metrics::with_latency_objectives(&[0.2, 0.25, 3.0]);
+        let p =
+            crate::config::compile("[upstreams.u]\nendpoints=[\"127.0.0.1:1\"]\n", "t").unwrap();
+        m.bind(&p).routes[0].duration.observe(0.15);
+        let text = String::from_utf8(m.encode()).unwrap();
+        for le in ["0.2", "0.25", "3"] {
+            assert!(
+                text.contains(&format!(
+                    "outrider_request_duration_seconds_bucket{{route=\"default\",le=\"{le}\"}} "
+                )),
+                "{le}: {text}"
+            );
+        }
+        assert_eq!(m.missing_latency_buckets(&[0.2, 0.3, 1.0]), vec![0.3]);
     }
 
     #[test]

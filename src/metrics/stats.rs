@@ -13,7 +13,7 @@ use prometheus::core::Metric as _;
 use prometheus::Histogram;
 use serde_json::{json, Value};
 
-use super::{Bound, CacheResult, Outcome, LATENCY_BUCKETS};
+use super::{Bound, CacheResult, Outcome};
 use crate::config::Policy;
 
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
@@ -24,8 +24,11 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub struct Counts {
     pub requests: u64,
     pub(crate) errors: u64,
-    /// Cumulative bucket counts of the latency histogram, one per `LATENCY_BUCKETS` bound.
+    /// Cumulative bucket counts of the latency histogram, one per bound in `bounds`.
     pub(crate) buckets: Vec<u64>,
+    /// The histogram's own upper bounds: the request histogram has the latency objectives
+    /// known at start besides `LATENCY_BUCKETS`, so the constant would misplace its counts.
+    pub(crate) bounds: Vec<f64>,
     pub(crate) observations: u64,
     /// Routes only: body bytes compression saved.
     pub(crate) bytes_saved: u64,
@@ -60,6 +63,7 @@ impl Counts {
                 .iter()
                 .map(|b| b.cumulative_count())
                 .collect(),
+            bounds: hist.get_bucket().iter().map(|b| b.upper_bound()).collect(),
             observations: hist.get_sample_count(),
             bytes_saved: 0,
             cache_served: 0,
@@ -172,6 +176,7 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
             .zip(then.buckets.iter().chain(std::iter::repeat(&0)))
             .map(|(a, b)| a.saturating_sub(*b))
             .collect(),
+        bounds: now.bounds.clone(),
         observations: now.observations.saturating_sub(then.observations),
         bytes_saved: now.bytes_saved.saturating_sub(then.bytes_saved),
         cache_served: now.cache_served.saturating_sub(then.cache_served),
@@ -180,13 +185,44 @@ fn delta(now: &Counts, then: Option<&Counts>) -> Counts {
 }
 
 fn describe(d: &Counts, seconds: f64) -> Value {
-    let q = |q| quantile(q, &LATENCY_BUCKETS, &d.buckets, d.observations);
+    let q = |q| quantile(q, &d.bounds, &d.buckets, d.observations);
     json!({
         "requests": d.requests,
         "rate_per_second": if seconds > 0.0 { d.requests as f64 / seconds } else { 0.0 },
         "error_ratio": if d.requests > 0 { Some(d.errors as f64 / d.requests as f64) } else { None },
         "latency_seconds": { "p50": q(0.5), "p95": q(0.95), "p99": q(0.99) },
     })
+}
+
+/// The route's objectives measured over the window; null when it has none.
+fn objectives(r: &crate::config::policy::Route, d: &Counts) -> Value {
+    let slo = &r.slo;
+    if slo.is_empty() {
+        return Value::Null;
+    }
+    let availability = slo
+        .availability_ppm
+        .map(|ppm| crate::slo::compliance(ppm, d.requests.saturating_sub(d.errors), d.requests));
+    // The request histogram has a bucket at each latency objective known at start; one a
+    // reload introduced has none until a restart, and is then left unmeasured.
+    let latency = slo.latency_objective().map(|(latency, ppm)| {
+        let at = latency.as_secs_f64();
+        let fast = d
+            .bounds
+            .iter()
+            .position(|b| *b == at)
+            .and_then(|i| d.buckets.get(i).copied());
+        let mut v = json!(match fast {
+            Some(fast) => crate::slo::compliance(ppm, fast, d.observations),
+            None => crate::slo::compliance(ppm, 0, 0),
+        });
+        v["seconds"] = json!(at);
+        v
+    });
+    let cache = slo
+        .cache_hit_ratio_ppm
+        .map(|ppm| crate::slo::compliance(ppm, d.cache_served, d.cache_lookups));
+    json!({ "availability": availability, "latency": latency, "cache_hit_ratio": cache })
 }
 
 /// The `/stats` document: `now` against `baseline` (or against zero, since `started`).
@@ -214,6 +250,7 @@ pub(crate) fn report(
         } else {
             Value::Null
         };
+        v["slo"] = objectives(r, &d);
         routes.insert(r.name.to_string(), v);
     }
     let mut upstreams = serde_json::Map::new();

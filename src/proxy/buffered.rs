@@ -425,6 +425,8 @@ async fn exchange_header(
                 return Err(e.into_up());
             }
         };
+        // What Pingora's leg records in `connected_to_upstream`, for the slow-request log.
+        ctx.connected = Some((std::time::Instant::now(), reused));
         upstream.set_read_timeout(peer.options.read_timeout);
         upstream.set_write_timeout(peer.options.write_timeout);
         let req = upstream_request(session, ctx, proxy).await?;

@@ -17,6 +17,7 @@ mod failure;
 mod hygiene;
 mod ranges;
 mod resilience;
+mod slow_log;
 mod state;
 
 use std::net::IpAddr;
@@ -77,6 +78,9 @@ pub(crate) struct Ctx {
     /// When the upstream endpoint was chosen, and how long until its response header came.
     upstream_started: Option<Instant>,
     upstream_elapsed: Option<Duration>,
+    /// When the connection to the endpoint was ready, and whether it came from the pool (for
+    /// the slow-request log's connect and first-byte times).
+    connected: Option<(Instant, bool)>,
     /// Holds `outrider_inflight_requests{upstream}` up while the upstream leg is open.
     upstream_inflight: Option<UpstreamInflight>,
     /// Connect attempts retried on another endpoint (at most one).
@@ -200,6 +204,7 @@ impl ProxyHttp for Outrider {
             started: Instant::now(),
             upstream_started: None,
             upstream_elapsed: None,
+            connected: None,
             upstream_inflight: None,
             retries: 0,
             attempt: None,
@@ -447,6 +452,22 @@ impl ProxyHttp for Outrider {
         Ok(Box::new(peer))
     }
 
+    /// Timing only: the connection (new or pooled) is ready, which splits the upstream's time
+    /// into connecting and waiting for its first byte in the slow-request log.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.connected = Some((Instant::now(), reused));
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -658,6 +679,10 @@ impl ProxyHttp for Outrider {
             if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
                 m.cache_lookups[result as usize].inc();
             }
+        }
+        // Before the request is counted, so that a count seen on /metrics implies its line.
+        if !background {
+            slow_log::log_if_slow(&self.shared.slow_log, session, e, ctx, status, elapsed);
         }
         if let Some(m) = ctx.route.and_then(|id| ctx.policy.metrics.routes.get(id)) {
             if !background {

@@ -33,6 +33,8 @@ pub struct Shared {
     breakers: std::sync::Mutex<Registry>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
+    /// The slow-request log's rate limit, per process.
+    pub(crate) slow_log: super::slow_log::SlowLog,
 }
 
 impl Shared {
@@ -47,7 +49,7 @@ impl Shared {
         config_path: Option<PathBuf>,
         source_sha256: String,
     ) -> Arc<Self> {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_latency_objectives(&crate::slo::latency_boundaries(&policy));
         let breakers = std::sync::Mutex::new(Registry::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
@@ -63,6 +65,7 @@ impl Shared {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
+            slow_log: Default::default(),
             metrics,
             reload: std::sync::Mutex::new(ReloadStatus::initial(source_sha256)),
             stats: StatsWindow::default(),

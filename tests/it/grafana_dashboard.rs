@@ -50,6 +50,18 @@ const LABELS: &[(&str, &[&str])] = &[
     ("outrider_config_generation", &[]),
 ];
 
+/// Series recorded by the rules `outrider rules` writes (the "Objectives" row needs them
+/// loaded), with their labels; `recorded_series_come_from_the_shipped_rules` checks them
+/// against `conf/prometheus/outrider-rules.yaml`. They carry no target labels: the rules sum
+/// them away.
+const RECORDED: &[(&str, &[&str])] = &[
+    ("outrider:route_error_ratio:rate1h", &["route"]),
+    ("outrider:route_error_ratio:rate3d", &["route"]),
+    ("outrider:route_slow_ratio:rate1h", &["route"]),
+    ("outrider:route_slow_ratio:rate3d", &["route"]),
+    ("outrider:route_slo_objective", &["route", "slo"]),
+];
+
 /// Prometheus attaches these to every series it scrapes; the dashboard filters on `job`.
 const TARGET_LABELS: [&str; 2] = ["job", "instance"];
 
@@ -405,7 +417,7 @@ fn parse(expr: &str) -> Parsed {
 
 /// The family a series name belongs to, or why the name is not one Outrider exports.
 fn family<'a>(metric: &'a str, exported: &HashSet<String>) -> Result<&'a str, String> {
-    if PROCESS.contains(&metric) {
+    if PROCESS.contains(&metric) || RECORDED.iter().any(|(r, _)| *r == metric) {
         return Ok(metric);
     }
     if HISTOGRAMS.contains(&metric) {
@@ -427,6 +439,9 @@ fn family<'a>(metric: &'a str, exported: &HashSet<String>) -> Result<&'a str, St
 }
 
 fn allowed_labels(metric: &str, family: &str) -> Option<Vec<&'static str>> {
+    if let Some((_, labels)) = RECORDED.iter().find(|(r, _)| *r == family) {
+        return Some(labels.to_vec());
+    }
     let own: &[&str] = if PROCESS.contains(&family) {
         &[]
     } else {
@@ -509,6 +524,17 @@ fn matchers_and_groupings_use_the_family_labels() {
         }
     }
     assert_none("labels the metric does not have", violations);
+}
+
+#[test]
+fn recorded_series_come_from_the_shipped_rules() {
+    let rules = std::fs::read_to_string(repo_file("conf/prometheus/outrider-rules.yaml")).unwrap();
+    for (name, _) in RECORDED {
+        assert!(
+            rules.contains(&format!("record: {name}\n")),
+            "`{name}` is not recorded by conf/prometheus/outrider-rules.yaml"
+        );
+    }
 }
 
 #[test]

@@ -7,10 +7,11 @@
 //!
 //! Modules: [`errors`] (error classes and their locations) · [`valid`] (valid files, and the
 //! reference config documenting every key at its default) · [`compiled`] (compiled values,
-//! library level). Helpers (running the binary, asserting its output) are in [`helpers`].
+//! library level) · [`slo`] (objectives and the slow-request log). Helpers (running the binary, asserting its output) are in [`helpers`].
 
 mod compiled;
 mod conformance;
 mod errors;
 mod helpers;
+mod slo;
 mod valid;

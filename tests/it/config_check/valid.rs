@@ -173,6 +173,7 @@ fn reference_config_lists_every_key_of_the_schema() {
             vec!["defaults", "cache"],
             json_keys(&schema::RouteCache::default()),
         ),
+        (vec!["defaults", "slo"], json_keys(&schema::Slo::default())),
     ];
     for (path, expected) in cases {
         assert_eq!(

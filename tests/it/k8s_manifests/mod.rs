@@ -16,6 +16,6 @@
 mod checks;
 mod dockerfile;
 mod shipped;
-mod sources;
+pub(crate) mod sources;
 mod world;
 mod yaml;

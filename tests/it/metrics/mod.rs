@@ -8,7 +8,7 @@
 //! Modules: [`exposition`] (the strict validator, prometheus-parse, and the validator's own
 //! test) · [`requests`] (shared request and route helpers) · [`counts`] (the known sequence,
 //! histogram resolution) · [`reload`] · [`stats`] (`/stats` against `/metrics`) ·
-//! [`admin_plane`] · [`server_timing`] · [`access_log`].
+//! [`admin_plane`] · [`server_timing`] · [`access_log`] · [`slow_log`].
 
 mod access_log;
 mod admin_plane;
@@ -17,5 +17,6 @@ mod exposition;
 mod reload;
 mod requests;
 mod server_timing;
+mod slow_log;
 mod stats;
 mod stats_breakers;

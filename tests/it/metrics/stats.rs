@@ -145,3 +145,47 @@ async fn stats_without_traffic_have_no_latency() {
     assert!(r["latency_seconds"]["p50"].is_null(), "{stats}");
     assert_eq!(stats["upstreams"]["app"]["requests"], 0, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_show_each_objective_with_compliance_and_budget_left() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&format!(
+        "{}[[routes]]\nname = \"api\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/api/\" }}\n\
+         slo = {{ availability = \"99%\", latency = \"100ms\", latency_target = \"50%\" }}\n\n{}",
+        origin.upstream_toml("app"),
+        route("plain", "app", "/plain/")
+    ));
+    support::wait_until("the first stats sample", Duration::from_secs(5), || {
+        proxy.shared.stats.baseline().is_some()
+    });
+    // 4 requests: one 500, one slower than 100ms.
+    for _ in 0..2 {
+        expect_status("GET", proxy.url("/api/fast"), 200).await;
+    }
+    expect_status("GET", proxy.url("/api/fast?status=500"), 500).await;
+    expect_status("GET", proxy.url("/api/slow?delay_ms=250"), 200).await;
+    scrape_when(proxy.admin, "4 requests counted", |e| {
+        e.total("outrider_requests_total") == 4.0 && inflight_settled(e)
+    })
+    .await;
+    let stats: Value = client()
+        .get(proxy.admin_url("/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slo = &stats["routes"]["api"]["slo"];
+    let a = &slo["availability"];
+    assert!(approx(a["objective"].as_f64().unwrap(), 0.99), "{slo}");
+    assert!(approx(a["compliance"].as_f64().unwrap(), 0.75), "{slo}");
+    // A quarter failed against a 1% budget: 25 budgets spent.
+    assert!(approx(a["budget_left"].as_f64().unwrap(), -24.0), "{slo}");
+    let l = &slo["latency"];
+    assert_eq!(l["seconds"], 0.1, "{slo}");
+    assert!(approx(l["compliance"].as_f64().unwrap(), 0.75), "{slo}");
+    assert!(approx(l["budget_left"].as_f64().unwrap(), 0.5), "{slo}");
+    assert!(slo["cache_hit_ratio"].is_null(), "{slo}");
+    assert!(stats["routes"]["plain"]["slo"].is_null(), "{stats}");
+}
