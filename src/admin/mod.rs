@@ -167,6 +167,20 @@ impl ServeHttp for AdminApp {
         let method = req.method.clone();
         let path = req.uri.path().to_string();
         let query = req.uri.query().map(str::to_string);
+        let host = req
+            .headers
+            .get(header::HOST)
+            .map(|v| v.to_str().unwrap_or(""))
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
+        let policy = self.shared.policy();
+        if !crate::config::admin_hosts::allowed(host, &policy.admin.allowed_hosts) {
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this Host is not in [admin] allowed_hosts (a DNS rebinding defence); \
+                 use http://127.0.0.1:PORT/ or add the name\n",
+            );
+        }
+        drop(policy);
 
         let candidates: Vec<&Endpoint> = ENDPOINTS.iter().filter(|e| e.path == path).collect();
         if candidates.is_empty() {

@@ -369,9 +369,20 @@ fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {
         );
         return None;
     }
+    let mut allowed_hosts = Vec::with_capacity(a.allowed_hosts.len());
+    for (i, host) in a.allowed_hosts.iter().enumerate() {
+        match super::admin_hosts::normalize_allowed(host) {
+            Ok(host) => allowed_hosts.push(host),
+            Err(why) => p.add(
+                vec![key("admin"), key("allowed_hosts"), Seg::Index(i)],
+                format!("{host:?}: {why}"),
+            ),
+        }
+    }
     Some(AdminPolicy {
         listen,
         token: (!a.token.is_empty()).then(|| a.token.clone()),
+        allowed_hosts,
     })
 }
 

@@ -5,6 +5,7 @@
 //! which settings only a restart applies. Pure: no Pingora, no runtime (the reloader that
 //! drives it is `crate::reload`).
 
+pub(crate) mod admin_hosts;
 mod compile;
 mod diagnostics;
 pub mod policy;

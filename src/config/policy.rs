@@ -83,6 +83,10 @@ pub struct AdminPolicy {
     /// Bearer token for mutating endpoints; never serialized.
     #[serde(skip)]
     pub token: Option<String>,
+    /// Lowercase host names (IPv6 in brackets) the admin port answers, on any port; `*` is
+    /// any. Refusing other names defeats DNS rebinding: a web page on a name the attacker
+    /// points at 127.0.0.1 reaches the admin port same-origin, but with its own name in `Host`.
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

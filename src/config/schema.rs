@@ -46,6 +46,8 @@ pub(crate) enum Listen {
 pub struct Admin {
     pub(crate) listen: String,
     pub(crate) token: String,
+    /// `Host` names the admin port answers (any port); IP literals always pass.
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -223,6 +225,7 @@ impl Default for Admin {
         Admin {
             listen: "127.0.0.1:9901".into(),
             token: String::new(),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
         }
     }
 }

@@ -111,7 +111,7 @@ impl AdminConn {
 
     /// One GET; status and body. Needs a Content-Length, which every admin reply has.
     fn get(&mut self, path: &str) -> std::io::Result<(u16, String)> {
-        write!(self.0, "GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n")?;
+        write!(self.0, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let head_end = loop {

@@ -25,5 +25,6 @@
 
 mod credentials;
 mod data_plane;
+mod hosts;
 mod requests;
 mod rig;

@@ -114,7 +114,7 @@ async fn oversized_bodies_are_refused_early() {
 
     for path in ["/cache/purge", "/reload"] {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
              Content-Type: application/json\r\nContent-Length: {DECLARED}\r\n\r\n"
         );
         let (answer, took) = tokio::task::spawn_blocking(move || raw_post(admin, &head, SENT))
@@ -128,7 +128,7 @@ async fn oversized_bodies_are_refused_early() {
 
         // Chunked: no declared length, the same limit.
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
              Transfer-Encoding: chunked\r\n\r\n"
         );
         let (answer, _) = tokio::task::spawn_blocking(move || {
@@ -148,7 +148,7 @@ async fn oversized_bodies_are_refused_early() {
 
         // Without the token: 401 with not one byte of the 10 MiB sent.
         let head =
-            format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {DECLARED}\r\n\r\n");
+            format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {DECLARED}\r\n\r\n");
         let (answer, took) = tokio::task::spawn_blocking(move || raw_post(admin, &head, 0))
             .await
             .unwrap();

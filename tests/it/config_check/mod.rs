@@ -12,6 +12,6 @@
 mod compiled;
 mod conformance;
 mod errors;
-mod helpers;
+pub(crate) mod helpers;
 mod slo;
 mod valid;

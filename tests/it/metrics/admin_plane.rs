@@ -131,7 +131,7 @@ async fn admin_plane_auth_methods_and_limits() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let len = 1024 * 1024;
         let request = format!(
-            "POST /reload HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer t0k\r\nContent-Length: {len}\r\n\r\n"
+            "POST /reload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer t0k\r\nContent-Length: {len}\r\n\r\n"
         );
         s.write_all(request.as_bytes()).unwrap();
         // The server may stop reading (and close) once it has answered.
