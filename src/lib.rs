@@ -12,6 +12,7 @@
 //! - `admin`: the operator API; `server`: assembles the Pingora `Server`.
 
 pub mod admin;
+pub mod advisor;
 pub mod breaker;
 pub mod cache;
 pub mod compress;

@@ -60,6 +60,12 @@ pub static ENDPOINTS: &[Endpoint] = &[
         handler: super::cache::purge,
     },
     Endpoint {
+        path: "/advice",
+        method: Method::GET,
+        mutating: false,
+        handler: advice,
+    },
+    Endpoint {
         path: "/breakers",
         method: Method::GET,
         mutating: false,
@@ -81,6 +87,31 @@ fn stats(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
         }
     }
     json(StatusCode::OK, &report)
+}
+
+/// The advisor's recommendations, best first, with the rules they follow.
+fn advice(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
+    use crate::advisor;
+    let advisor = shared
+        .advisor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (urls, untracked) = advisor.url_table();
+    let advice = advisor.advice(std::time::Instant::now());
+    drop(advisor);
+    json(
+        StatusCode::OK,
+        &json!({
+            "min_samples": advisor::MIN_SAMPLES,
+            "window_seconds": advisor::WINDOW.as_secs() * 2,
+            "assumed": {
+                "cache_ttl_seconds": advisor::CACHE_TTL.as_secs(),
+                "compression_ratio": advisor::ASSUMED_RATIO,
+            },
+            "url_table": {"urls": urls, "capacity": advisor::URL_CAP, "untracked": untracked},
+            "advice": advice,
+        }),
+    )
 }
 
 /// 200 while the process serves: liveness only, no dependency checks.

@@ -5,6 +5,7 @@
 
 mod access_log;
 mod active;
+mod advice;
 mod buffered;
 mod cache;
 mod cache_conditional;
@@ -93,6 +94,7 @@ pub(crate) struct Ctx {
     /// The upstream refused the request (breaker open, over the limit), and why.
     rejected: Option<Rejection>,
     cache: cache::CacheCtx,
+    advice: advice::Probe,
     /// Request body bytes seen so far, against `[limits] max_body`.
     body_meter: crate::limits::BodyMeter,
     _inflight: InflightGuard,
@@ -211,6 +213,7 @@ impl ProxyHttp for Outrider {
             permit: None,
             rejected: None,
             cache: cache::CacheCtx::default(),
+            advice: advice::Probe::default(),
             body_meter: crate::limits::BodyMeter::default(),
             _inflight: self.shared.track_request(),
         }
@@ -387,6 +390,7 @@ impl ProxyHttp for Outrider {
             return Ok(None);
         }
         cache::body_filter(body, ctx);
+        advice::body(body, ctx);
         Ok(None)
     }
 
@@ -596,6 +600,7 @@ impl ProxyHttp for Outrider {
             );
             upstream_response.append_header("server-timing", value)?;
         }
+        advice::start(session, upstream_response, ctx);
         cache::response_filter(self.shared.cache, session, upstream_response, ctx)
     }
 
@@ -690,6 +695,7 @@ impl ProxyHttp for Outrider {
                 m.duration.observe(elapsed.as_secs_f64());
             }
         }
+        advice::observe(&self.shared, session, e, ctx, status, elapsed);
         if ctx.attempt.is_some() {
             let ended = e.map_or(Ended::Counted(Outcome::Ok), resilience::ended_by_error);
             resilience::end_attempt(ctx, ended);

@@ -35,6 +35,8 @@ pub struct Shared {
     pub cache: &'static CacheBackend,
     /// The slow-request log's rate limit, per process.
     pub(crate) slow_log: super::slow_log::SlowLog,
+    /// What `GET /advice` reports; fed with `try_lock` only (see `advice`).
+    pub(crate) advisor: std::sync::Mutex<crate::advisor::Advisor>,
 }
 
 impl Shared {
@@ -66,6 +68,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
             slow_log: Default::default(),
+            advisor: std::sync::Mutex::new(crate::advisor::Advisor::new(Instant::now())),
             metrics,
             reload: std::sync::Mutex::new(ReloadStatus::initial(source_sha256)),
             stats: StatsWindow::default(),

@@ -14,6 +14,7 @@
 mod support;
 
 mod admin_plane;
+mod advisor;
 mod alerts;
 mod architecture;
 mod breaker;

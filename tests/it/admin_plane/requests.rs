@@ -147,8 +147,9 @@ async fn oversized_bodies_are_refused_early() {
         );
 
         // Without the token: 401 with not one byte of the 10 MiB sent.
-        let head =
-            format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {DECLARED}\r\n\r\n");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {DECLARED}\r\n\r\n"
+        );
         let (answer, took) = tokio::task::spawn_blocking(move || raw_post(admin, &head, 0))
             .await
             .unwrap();

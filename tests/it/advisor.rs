@@ -1,0 +1,228 @@
+//! `GET /advice` through the real proxy: each test drives one traffic pattern, then checks the
+//! recommendation and its numbers. The advisor counts each request in the `logging` hook,
+//! after the response, so the tests poll `/advice` (with a deadline) until it has counted
+//! every request they sent; requests are sent one at a time so none is skipped (the advisor
+//! skips, rather than waits for, a request that finds it busy).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{client, Origin, Proxy};
+
+const MIN_SAMPLES: u64 = outrider::advisor::MIN_SAMPLES;
+
+async fn advice(proxy: &Proxy) -> Value {
+    let resp = client()
+        .get(proxy.admin_url("/advice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Polls `/advice` until `ready` holds for it; fails after 10 s with the last answer.
+async fn advice_when(proxy: &Proxy, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let a = advice(proxy).await;
+        if ready(&a) {
+            return a;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}: {a:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn find<'a>(a: &'a Value, kind: &str, target: &str) -> Option<&'a Value> {
+    a["advice"]
+        .as_array()?
+        .iter()
+        .find(|x| x["kind"] == kind && x["target"] == target)
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn conf(origin: &Origin, route: &str) -> String {
+    format!(
+        "{}[[routes]]\nname = \"api\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/\" }}\n{route}\n",
+        origin.upstream_toml("app")
+    )
+}
+
+/// 10 URLs asked 10 times each, same bodies, no Cache-Control: 90 of 100 GETs repeat a body
+/// sent under 30 s before. Below MIN_SAMPLES nothing is advised.
+#[tokio::test(flavor = "multi_thread")]
+async fn cacheability_counts_identical_repeats() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&conf(&origin, ""));
+    let url = |i: u64| proxy.url(&format!("/item{}?size=700&ct=application/json", i % 10));
+    for i in 0..MIN_SAMPLES - 1 {
+        assert_eq!(get(&url(i), &[]).await.status(), 200);
+    }
+    let early = advice_when(&proxy, "49 counted", |a| a["url_table"]["urls"] == 10).await;
+    assert!(find(&early, "cacheability", "api").is_none(), "{early:#}");
+    for i in MIN_SAMPLES - 1..100 {
+        assert_eq!(get(&url(i), &[]).await.status(), 200);
+    }
+    let a = advice_when(&proxy, "100 GETs counted", |a| {
+        find(a, "cacheability", "api").is_some_and(|x| x["evidence"]["samples"] == 100)
+    })
+    .await;
+    let x = find(&a, "cacheability", "api").unwrap();
+    assert_eq!(x["evidence"]["identical_repeats_storable"], 90, "{x:#}");
+    assert_eq!(x["evidence"]["backend_cache_control"]["none"], 100);
+    assert_eq!(x["estimate"]["hit_ratio_percent"], 90.0);
+    assert_eq!(x["estimate"]["origin_bytes_saved"], 90 * 700);
+    assert!(x["change"]
+        .as_str()
+        .unwrap()
+        .contains("cache = { enabled = true, default_ttl = \"30s\" }"));
+    assert_eq!(a["min_samples"], MIN_SAMPLES);
+}
+
+/// 60 JSON responses of 700 bytes to clients accepting gzip, on a route with min_size 1KiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn compression_below_min_size() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&conf(&origin, "compression = { min_size = \"1KiB\" }"));
+    for i in 0..60 {
+        let resp = get(
+            &proxy.url(&format!("/c{i}?size=700&ct=application/json")),
+            &[("accept-encoding", "gzip, br")],
+        )
+        .await;
+        assert!(resp.headers().get("content-encoding").is_none());
+    }
+    let a = advice_when(&proxy, "60 misses", |a| {
+        find(a, "compression", "api").is_some_and(|x| x["evidence"]["samples"] == 60)
+    })
+    .await;
+    let x = find(&a, "compression", "api").unwrap();
+    assert_eq!(x["evidence"]["below_min_size"]["bytes"], 60 * 700, "{x:#}");
+    assert_eq!(x["estimate"]["bytes_saved"], 28_000);
+    assert!(x["change"].as_str().unwrap().contains("min_size"));
+}
+
+/// Clients revalidate one URL 60 times; the backend sends no validators and ETag generation is
+/// off: 59 of the 60 bodies were unchanged, so 59 304s were possible.
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_without_validators() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&conf(&origin, "etag = { generate = false }"));
+    for _ in 0..60 {
+        let resp = get(&proxy.url("/doc?size=300"), &[("if-none-match", "\"v1\"")]).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let a = advice_when(&proxy, "60 revalidations", |a| {
+        find(a, "conditional", "api").is_some_and(|x| x["evidence"]["samples"] == 60)
+    })
+    .await;
+    let x = find(&a, "conditional", "api").unwrap();
+    assert_eq!(x["estimate"]["not_modified_possible"], 59, "{x:#}");
+    assert_eq!(x["estimate"]["bytes_saved"], 59 * 300);
+    assert!(x["change"]
+        .as_str()
+        .unwrap()
+        .contains("etag = { generate = true }"));
+}
+
+/// Every request takes 60 ms against a 20 ms objective; then 8 concurrent requests meet
+/// `max_concurrent = 1`, and the rejections are advised on the upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn objective_and_max_concurrent() {
+    let origin = Origin::start();
+    let body = format!(
+        "{}max_concurrent = 1\n\n[[routes]]\nname = \"api\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/\" }}\n\
+         slo = {{ latency = \"20ms\", latency_target = \"90%\" }}\n",
+        origin.upstream_toml("app")
+    );
+    let proxy = Proxy::start(&body);
+    for i in 0..MIN_SAMPLES {
+        assert_eq!(
+            get(&proxy.url(&format!("/s{i}?delay_ms=60")), &[])
+                .await
+                .status(),
+            200
+        );
+    }
+    let a = advice_when(&proxy, "the objective", |a| {
+        find(a, "objective", "api").is_some_and(|x| x["evidence"]["samples"] == MIN_SAMPLES)
+    })
+    .await;
+    let x = find(&a, "objective", "api").unwrap();
+    assert_eq!(x["evidence"]["over_objective"], MIN_SAMPLES, "{x:#}");
+    assert_eq!(x["evidence"]["objective_ms"], 20);
+
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = proxy.url(&format!("/busy{i}?delay_ms=500"));
+        tasks.push(tokio::spawn(async move {
+            get(&url, &[]).await.status().as_u16()
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += u64::from(t.await.unwrap() == 503);
+    }
+    assert!(
+        refused >= 1,
+        "max_concurrent = 1 refused none of 8 concurrent requests"
+    );
+    let a = advice_when(&proxy, "the rejections", |a| {
+        a["advice"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["kind"] == "upstream")
+    })
+    .await;
+    let up = a["advice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "upstream")
+        .unwrap();
+    assert_eq!(up["target"], "app");
+    let counted = up["evidence"]["max_concurrent_rejections"]
+        .as_u64()
+        .unwrap();
+    // Each refusal is counted unless it found the advisor busy: at most what clients saw.
+    assert!(
+        (1..=refused).contains(&counted),
+        "{counted} of {refused}: {up:#}"
+    );
+    assert!(up["change"]
+        .as_str()
+        .unwrap()
+        .contains("max_concurrent = 2"));
+}
+
+/// A caching route whose backend marks every response `no-store`: the refusals are advised
+/// with their reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_refusals_with_their_reason() {
+    let origin = Origin::start();
+    let proxy = Proxy::start(&conf(
+        &origin,
+        "cache = { enabled = true, default_ttl = \"30s\" }",
+    ));
+    for i in 0..60 {
+        let url = proxy.url(&format!("/n{i}?size=100&h=cache-control:no-store"));
+        assert_eq!(get(&url, &[]).await.status(), 200);
+    }
+    let a = advice_when(&proxy, "60 refusals", |a| {
+        find(a, "cache_refusals", "api").is_some_and(|x| x["evidence"]["refused"] == 60)
+    })
+    .await;
+    let x = find(&a, "cache_refusals", "api").unwrap();
+    assert_eq!(x["evidence"]["reasons"]["no-store"], 60, "{x:#}");
+    assert!(find(&a, "cacheability", "api").is_none());
+}
