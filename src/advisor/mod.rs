@@ -81,6 +81,10 @@ pub struct Observation<'a> {
     /// Refused by the upstream's `max_concurrent`.
     pub over_limit: bool,
     pub max_concurrent: usize,
+    /// The attempt's outcome opened its endpoint's breaker.
+    pub breaker_opened: bool,
+    /// The upstream's breaker setting, when its breaker is on.
+    pub consecutive_failures: Option<u32>,
 }
 
 /// Per route, per window.
@@ -117,6 +121,7 @@ pub(crate) struct UpstreamCounts {
     over_limit: u64,
     near_timeout: u64,
     timeouts: u64,
+    breaker_opened: u64,
 }
 
 /// The reasons a cache refuses to store, as reported.
@@ -171,6 +176,7 @@ struct Facts {
     target_ppm: u32,
     read_timeout: Duration,
     max_concurrent: usize,
+    consecutive_failures: Option<u32>,
 }
 
 /// The advisor's state: see the module doc.
@@ -238,6 +244,7 @@ impl Advisor {
             target_ppm: o.latency_target_ppm,
             read_timeout: o.read_timeout,
             max_concurrent: o.max_concurrent,
+            consecutive_failures: o.consecutive_failures,
         };
         if let Some(row) = row(&mut self.routes, o.route, MAX_ROUTES) {
             row.facts = facts;
@@ -252,6 +259,7 @@ impl Advisor {
             c.attempts += 1;
             c.over_limit += u64::from(o.over_limit);
             c.timeouts += u64::from(o.timed_out);
+            c.breaker_opened += u64::from(o.breaker_opened);
             let near = o
                 .upstream_elapsed
                 .is_some_and(|d| d * 5 >= o.read_timeout * 4);

@@ -122,6 +122,7 @@ fn sum_upstream(u: &Row<UpstreamCounts>) -> UpstreamCounts {
         over_limit: a.over_limit + b.over_limit,
         near_timeout: a.near_timeout + b.near_timeout,
         timeouts: a.timeouts + b.timeouts,
+        breaker_opened: a.breaker_opened + b.breaker_opened,
     }
 }
 
@@ -358,9 +359,42 @@ fn objective(ctx: &Ctx, r: &Row<RouteCounts>, c: &RouteCounts, out: &mut Vec<Adv
     });
 }
 
+/// An endpoint breaker that opened this often in the window is flapping: each opening
+/// refuses requests for `open_for`, then lets the same failures trip it again.
+const FLAPS: u64 = 3;
+
 fn upstream(ctx: &Ctx, name: &str, f: &Facts, c: &UpstreamCounts, out: &mut Vec<Advice>) {
     if c.attempts < MIN_SAMPLES {
         return;
+    }
+    if let (true, Some(threshold)) = (c.breaker_opened >= FLAPS, f.consecutive_failures) {
+        out.push(Advice {
+            kind: Kind::Upstream,
+            target: name.to_string(),
+            summary: format!(
+                "upstream {name}: endpoint breakers opened {} times in {} requests (flapping)",
+                c.breaker_opened, c.attempts
+            ),
+            evidence: json!({
+                "window_seconds": ctx.window_seconds,
+                "samples": c.attempts,
+                "breaker_openings": c.breaker_opened,
+                "consecutive_failures": threshold,
+            }),
+            change: format!(
+                "# if the failures are short blips the backend recovers from:
+[upstreams.{name}.breaker]
+consecutive_failures = {}",
+                threshold.saturating_mul(2)
+            ),
+            estimate: json!({
+                "breaker_openings": c.breaker_opened,
+                "basis": format!(
+                    "transitions of an endpoint breaker to open; {FLAPS} or more in the window is a flap"
+                ),
+            }),
+            per_minute: c.breaker_opened as f64 / ctx.minutes,
+        });
     }
     if c.over_limit > 0 && f.max_concurrent > 0 {
         out.push(Advice {

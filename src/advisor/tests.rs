@@ -25,6 +25,8 @@ fn get<'a>(route: &'a str) -> Observation<'a> {
         timed_out: false,
         over_limit: false,
         max_concurrent: 0,
+        breaker_opened: false,
+        consecutive_failures: Some(5),
     }
 }
 
@@ -160,4 +162,21 @@ fn old_windows_age_out_and_rows_are_capped() {
         a.observe(&get(n), later);
     }
     assert_eq!(a.routes.len(), MAX_ROUTES);
+}
+
+#[test]
+fn breaker_flaps_are_advised_from_three_openings() {
+    let t0 = Instant::now();
+    let mut a = Advisor::new(t0);
+    for i in 0..60u64 {
+        let o = Observation {
+            breaker_opened: i % 20 == 0,
+            ..get("r")
+        };
+        a.observe(&o, t0 + Duration::from_millis(i));
+    }
+    let advice = a.advice(t0 + Duration::from_secs(60));
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0].evidence["breaker_openings"], 3);
+    assert!(advice[0].change.contains("consecutive_failures = 10"));
 }

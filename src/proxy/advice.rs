@@ -29,6 +29,17 @@ pub(super) struct Probe {
     url: u64,
     hasher: Option<Box<Xxh3Default>>,
     hashed: u64,
+    /// This request's outcome opened its endpoint's breaker.
+    breaker_opened: bool,
+}
+
+// === impl Probe ===
+
+impl Probe {
+    /// `resilience`: an endpoint breaker changed state after this request's attempt.
+    pub(super) fn note_breaker(&mut self, opened: bool) {
+        self.breaker_opened |= opened;
+    }
 }
 
 /// `response_filter`: starts hashing when the body may tell the advisor something.
@@ -136,6 +147,11 @@ pub(super) fn observe(
             .rejected
             .is_some_and(|r| matches!(r.cause, Cause::OverLimit)),
         max_concurrent: upstream.max_concurrent,
+        breaker_opened: ctx.advice.breaker_opened,
+        consecutive_failures: upstream
+            .breaker
+            .enabled
+            .then_some(upstream.breaker.consecutive_failures),
     };
     if let Ok(mut advisor) = shared.advisor.try_lock() {
         advisor.observe(&observation, std::time::Instant::now());

@@ -695,11 +695,11 @@ impl ProxyHttp for Outrider {
                 m.duration.observe(elapsed.as_secs_f64());
             }
         }
-        advice::observe(&self.shared, session, e, ctx, status, elapsed);
         if ctx.attempt.is_some() {
             let ended = e.map_or(Ended::Counted(Outcome::Ok), resilience::ended_by_error);
             resilience::end_attempt(ctx, ended);
         }
+        advice::observe(&self.shared, session, e, ctx, status, elapsed);
         if ctx.policy.log.access_log {
             access_log::write(
                 ctx.policy.log.format,

@@ -106,6 +106,11 @@ pub(super) fn end_attempt(ctx: &mut Ctx, ended: Ended) {
     let changes = guard.record(index, pass, verdict, Instant::now());
     if changes != Changes::default() {
         report(ctx, index, changes);
+        ctx.advice.note_breaker(
+            changes
+                .endpoint
+                .is_some_and(|t| t.to == breaker::State::Open),
+        );
     }
 }
 

@@ -226,3 +226,50 @@ async fn cache_refusals_with_their_reason() {
     assert_eq!(x["evidence"]["reasons"]["no-store"], 60, "{x:#}");
     assert!(find(&a, "cacheability", "api").is_none());
 }
+
+/// A backend failing every request behind a breaker that opens after 2 failures and half-opens
+/// after 50 ms: each failed probe opens it again. Traffic continues (paced, not synchronised)
+/// until the advice shows the flapping, with at least MIN_SAMPLES requests behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn breaker_flaps() {
+    let origin = Origin::start();
+    let body = format!(
+        "{}[upstreams.app.breaker]\nenabled = true\nconsecutive_failures = 2\nopen_for = \"50ms\"\n\
+         max_open_for = \"100ms\"\nhalf_open_probes = 1\n\n\
+         [[routes]]\nname = \"api\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/\" }}\n",
+        origin.upstream_toml("app")
+    );
+    let proxy = Proxy::start(&body);
+    let start = Instant::now();
+    let flap = loop {
+        for _ in 0..10 {
+            let status = get(&proxy.url("/f?status=503"), &[]).await.status();
+            assert_eq!(status, 503);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let a = advice(&proxy).await;
+        let found = a["advice"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kind"] == "upstream" && x["evidence"]["breaker_openings"].is_u64())
+            .cloned();
+        if let Some(x) = found {
+            break x;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no flap advice: {a:#}"
+        );
+    };
+    assert_eq!(flap["target"], "app");
+    assert!(
+        flap["evidence"]["breaker_openings"].as_u64().unwrap() >= 3,
+        "{flap:#}"
+    );
+    assert!(flap["evidence"]["samples"].as_u64().unwrap() >= MIN_SAMPLES);
+    assert!(flap["change"]
+        .as_str()
+        .unwrap()
+        .contains("consecutive_failures = 4"));
+}
