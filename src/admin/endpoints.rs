@@ -12,6 +12,24 @@ use crate::reload::{ReloadOutcome, Trigger};
 
 pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
+        path: "/",
+        method: Method::GET,
+        mutating: false,
+        handler: super::ui::page,
+    },
+    Endpoint {
+        path: "/ui/dash.js",
+        method: Method::GET,
+        mutating: false,
+        handler: super::ui::script,
+    },
+    Endpoint {
+        path: "/ui/dash.css",
+        method: Method::GET,
+        mutating: false,
+        handler: super::ui::style,
+    },
+    Endpoint {
         path: "/healthz",
         method: Method::GET,
         mutating: false,

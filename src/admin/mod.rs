@@ -7,6 +7,7 @@
 mod breakers;
 pub mod cache;
 mod endpoints;
+mod ui;
 
 use std::sync::Arc;
 

@@ -26,6 +26,7 @@ mod compression;
 mod conditional;
 mod config_check;
 mod config_fuzz;
+mod dashboard;
 mod fuzz_regressions;
 mod grafana_dashboard;
 mod hostile_clients;

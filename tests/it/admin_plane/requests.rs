@@ -208,7 +208,8 @@ async fn unknown_paths_404_and_wrong_methods_405_with_allow() {
     warm(proxy.addr).await;
     let fetches = origin.requests().iter().filter(|r| r.uri == OBJECT).count();
     for (method, path) in [
-        ("GET", "/"),
+        ("GET", "/index.html"),
+        ("GET", "/ui/"),
         ("GET", "/nope"),
         ("GET", "/metrics/"),
         ("GET", "/METRICS"),

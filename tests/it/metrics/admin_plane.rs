@@ -85,7 +85,7 @@ async fn admin_plane_auth_methods_and_limits() {
     assert_eq!(resp.status(), 200);
 
     // Unknown paths.
-    for path in ["/nope", "/metrics/", "/reload/x", "/"] {
+    for path in ["/nope", "/metrics/", "/reload/x", "/index.html"] {
         let resp = c.get(admin(path)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "GET {path}");
     }
