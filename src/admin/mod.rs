@@ -2,7 +2,9 @@
 //!
 //! Endpoints are rows of [`ENDPOINTS`]: adding one is one row and one handler function.
 //! Unknown paths answer 404, known paths with another method 405 (with `Allow`). Endpoints
-//! marked `mutating` need `Authorization: Bearer <token>` when `[admin] token` is set.
+//! marked `mutating` need `Authorization: Bearer <token>` when `[admin] token` is set, and are
+//! refused from web pages. Every request first needs a `Host` in `[admin] allowed_hosts`
+//! (DNS rebinding; see `config::admin_hosts`). `GET /` is the read-only dashboard (`ui`).
 
 mod breakers;
 pub mod cache;
