@@ -48,11 +48,16 @@ async fn admin_port_does_not_proxy() {
     let origin = Origin::start();
     let proxy = Proxy::start(&origin.upstream_toml("app"));
     let http = client();
-    for path in ["/", "/hello?size=10", "/api/users"] {
+    for path in ["/index.html", "/hello?size=10", "/api/users"] {
         let resp = http.get(proxy.admin_url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
         assert!(resp.headers().get("via").is_none());
     }
+    // `/` is the admin plane's own dashboard, not a proxied page.
+    let resp = http.get(proxy.admin_url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("via").is_none());
+    assert!(header_str(&resp, "content-type").starts_with("text/html"));
     assert_eq!(origin.request_count(), 0);
     // The data plane, by contrast, does proxy everything (there are no routes).
     let resp = http.get(proxy.url("/healthz")).send().await.unwrap();
