@@ -14,6 +14,7 @@ use regex::Regex;
 
 use super::diagnostics::{deserialize_all, locate, ConfigError, Seg, Source};
 use super::policy::*;
+use super::rate_limit::rate_limit;
 use super::route_cache::route_cache;
 use super::schema;
 use super::slo::{check_defaults, route_slo, slow_request};
@@ -25,6 +26,10 @@ pub(super) struct Problems(Vec<(Vec<Seg>, String)>);
 impl Problems {
     pub(super) fn add(&mut self, path: Vec<Seg>, msg: impl Into<String>) {
         self.0.push((path, msg.into()));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -190,6 +195,7 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             cache: route_cache(&doc.defaults.cache, &r.cache, &base, p),
             slo: SloPolicy::default(),
             slow_request: slow_request(&doc.log, Some(r)),
+            rate_limit: rate_limit(&doc.defaults.rate_limit, &r.rate_limit, &base, p),
         });
         if let Some(route) = routes.last_mut() {
             route.slo = route_slo(&doc.defaults.slo, &r.slo, &base, route.cache.enabled, p);
@@ -228,6 +234,12 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             cache: route_cache(&doc.defaults.cache, &Default::default(), &defaults_path, p),
             slo: SloPolicy::default(),
             slow_request: slow_request(&doc.log, None),
+            rate_limit: rate_limit(
+                &doc.defaults.rate_limit,
+                &Default::default(),
+                &defaults_path,
+                p,
+            ),
         })
         .map(|mut route| {
             route.slo = route_slo(

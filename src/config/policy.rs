@@ -172,6 +172,28 @@ pub struct Route {
     /// Requests slower than this get a slow-request log line; `None`: off.
     #[serde(with = "opt_duration_str")]
     pub slow_request: Option<Duration>,
+    /// Token bucket per client key; `None`: no limit.
+    pub rate_limit: Option<RateLimitPolicy>,
+}
+
+/// A route's `rate_limit`: `requests` tokens refill every `per`, the bucket holds `burst`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimitPolicy {
+    pub requests: u32,
+    #[serde(with = "duration_str")]
+    pub per: Duration,
+    pub burst: u32,
+    pub key: RateLimitKey,
+}
+
+/// What identifies a client to the rate limiter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitKey {
+    /// The peer address of the connection.
+    ClientIp,
+    /// The value of this request header, lowercase (requests without it share one bucket).
+    Header(String),
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -113,6 +113,7 @@ pub struct Defaults {
     pub(crate) etag: Etag,
     pub(crate) cache: RouteCache,
     pub(crate) slo: Slo,
+    pub(crate) rate_limit: RateLimit,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -129,6 +130,18 @@ pub struct Route {
     pub slo: Slo,
     /// Overrides `[log] slow_request` for this route.
     pub(crate) slow_request: Option<Dur>,
+    pub(crate) rate_limit: RateLimit,
+}
+
+/// `[defaults] rate_limit` and a route's `rate_limit`, layered key by key; `requests = 0` (or
+/// no `requests` anywhere) means no limit.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    pub(crate) requests: Option<u32>,
+    pub(crate) per: Option<Dur>,
+    pub(crate) burst: Option<u32>,
+    pub(crate) key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

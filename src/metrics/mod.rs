@@ -78,6 +78,7 @@ pub struct Metrics {
     cache_lookups: IntCounterVec,
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
+    rate_limited: IntCounterVec,
     pub(crate) compression: CompressionMetrics,
 }
 
@@ -95,6 +96,8 @@ pub struct RouteMetrics {
     pub(crate) precondition_failed: IntCounter,
     /// `outrider_cache_lookups_total{route,result}`, by [`CacheResult`].
     pub(crate) cache_lookups: [IntCounter; 6],
+    /// `outrider_rate_limited_total{route}`, for routes with a `rate_limit` only.
+    pub(crate) rate_limited: Option<IntCounter>,
 }
 
 /// The `result` label of `outrider_cache_lookups_total`.
@@ -321,6 +324,14 @@ impl Metrics {
                 &["upstream", "to"],
             ),
         );
+        let rate_limited = register(
+            &registry,
+            int_counter_vec(
+                "outrider_rate_limited_total",
+                "Requests refused with 429 by the route's rate limit.",
+                &["route"],
+            ),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -345,6 +356,7 @@ impl Metrics {
             cache_lookups,
             breaker_state,
             breaker_transitions,
+            rate_limited,
             compression,
         }
     }
@@ -386,6 +398,10 @@ impl Metrics {
                     precondition_failed: self.conditional.with_label_values(&[&*r.name, "412"]),
                     cache_lookups: CacheResult::ALL
                         .map(|c| self.cache_lookups.with_label_values(&[&*r.name, c.label()])),
+                    rate_limited: r
+                        .rate_limit
+                        .as_ref()
+                        .map(|_| self.rate_limited.with_label_values(&[&*r.name])),
                 })
                 .collect(),
             upstreams: policy
@@ -409,6 +425,12 @@ impl Metrics {
     /// Stops exporting the series of routes and upstreams that `current` no longer has.
     pub(crate) fn prune(&self, previous: &Policy, current: &Policy) {
         for r in previous.all_routes() {
+            if current
+                .all_routes()
+                .all(|c| c.name != r.name || c.rate_limit.is_none())
+            {
+                let _ = self.rate_limited.remove_label_values(&[&*r.name]);
+            }
             if current.all_routes().all(|c| c.name != r.name) {
                 let _ = self.request_duration.remove_label_values(&[&*r.name]);
                 for c in CODINGS {

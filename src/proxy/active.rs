@@ -3,11 +3,13 @@
 //! policy (at start and on each reload) and swapped whole, so a request that loaded it sees
 //! one consistent snapshot to its end.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::breaker::{Registry, UpstreamGuard};
 use crate::config::Policy;
 use crate::metrics::{Bound, Metrics};
+use crate::resilience::{RateLimiter, RateLimiters};
 
 /// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
 /// so handles and policy indexes always agree.
@@ -17,6 +19,9 @@ pub struct Active {
     /// Each upstream's breakers and concurrency limit, indexed like `policy.upstreams`:
     /// handles onto state that outlives the snapshot (see `breaker::Registry`).
     pub(crate) breakers: Vec<UpstreamGuard>,
+    /// Each route's rate limiter (`None`: no limit), indexed like the routes: handles onto
+    /// buckets that outlive the snapshot while the limit is unchanged.
+    pub(crate) rate_limiters: Vec<Option<Arc<RateLimiter>>>,
 }
 
 impl Active {
@@ -26,6 +31,7 @@ impl Active {
         policy: Policy,
         metrics: &Metrics,
         registry: &std::sync::Mutex<Registry>,
+        limiters: &std::sync::Mutex<RateLimiters>,
     ) -> Active {
         let bound = metrics.bind(&policy);
         let (breakers, changes) = registry
@@ -47,10 +53,20 @@ impl Active {
         for (guard, m) in breakers.iter().zip(&bound.upstreams) {
             m.breaker_state.set(guard.state().gauge_value());
         }
+        let rate_limiters = limiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .bind(
+                policy
+                    .all_routes()
+                    .map(|r| (&r.name, r.rate_limit.as_ref())),
+                Instant::now(),
+            );
         Active {
             policy,
             metrics: bound,
             breakers,
+            rate_limiters,
         }
     }
 }

@@ -16,6 +16,7 @@ mod compression;
 mod failure;
 mod hygiene;
 mod ranges;
+mod rate_limit;
 mod resilience;
 mod slow_log;
 mod state;
@@ -238,14 +239,15 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// Pipeline step 2: refuses what breaks `[limits]` (414, 431, 413) before anything goes
+    /// Pipeline step 2: refuses what breaks `[limits]` (414, 431, 413) and the route's
+    /// `rate_limit` (429) before anything goes
     /// upstream, and answers unrouted requests itself: there is nowhere to send them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         if client_limits::admit(session, ctx).await? {
             return Ok(true);
         }
         if ctx.route.is_some() {
-            return Ok(false);
+            return rate_limit::admit(session, ctx).await;
         }
         respond_text(
             session,

@@ -16,6 +16,7 @@ use crate::config::{Policy, Startup};
 use crate::metrics::reloads::ReloadStatus;
 use crate::metrics::stats::StatsWindow;
 use crate::metrics::Metrics;
+use crate::resilience::RateLimiters;
 
 pub struct Shared {
     policy: ArcSwap<Active>,
@@ -31,6 +32,8 @@ pub struct Shared {
     pub stats: StatsWindow,
     /// Breaker and limiter state by upstream name; locked only while a policy is applied.
     breakers: std::sync::Mutex<Registry>,
+    /// Rate-limit buckets by route name; locked only while a policy is applied.
+    rate_limiters: std::sync::Mutex<RateLimiters>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
     /// The slow-request log's rate limit, per process.
@@ -51,6 +54,7 @@ impl Shared {
     ) -> Arc<Self> {
         let metrics = Metrics::with_latency_objectives(&crate::slo::latency_boundaries(&policy));
         let breakers = std::sync::Mutex::new(Registry::default());
+        let rate_limiters = std::sync::Mutex::new(RateLimiters::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -59,8 +63,14 @@ impl Shared {
         Arc::new(Shared {
             cache,
             startup: Startup::of(&policy),
-            policy: ArcSwap::from_pointee(Active::bind(policy, &metrics, &breakers)),
+            policy: ArcSwap::from_pointee(Active::bind(
+                policy,
+                &metrics,
+                &breakers,
+                &rate_limiters,
+            )),
             breakers,
+            rate_limiters,
             config_path,
             started: Instant::now(),
             draining: AtomicBool::new(false),
@@ -99,7 +109,7 @@ impl Shared {
         if evicted > 0 {
             log::info!("cache limits changed: {evicted} objects evicted to fit");
         }
-        let active = Active::bind(policy, &self.metrics, &self.breakers);
+        let active = Active::bind(policy, &self.metrics, &self.breakers, &self.rate_limiters);
         let previous = self.policy.swap(Arc::new(active));
         self.metrics
             .prune(&previous.policy, &self.policy.load().policy);

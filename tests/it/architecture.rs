@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const PURE: [&str; 7] = [
+const PURE: [&str; 8] = [
     "cache",
     "breaker",
     "compress",
     "conditional",
     "config",
     "limits",
+    "resilience",
     "slo",
 ];
 

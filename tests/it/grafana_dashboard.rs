@@ -33,6 +33,7 @@ const LABELS: &[(&str, &[&str])] = &[
     ("outrider_inflight_requests", &["upstream"]),
     ("outrider_breaker_state", &["upstream"]),
     ("outrider_breaker_transitions_total", &["upstream", "to"]),
+    ("outrider_rate_limited_total", &["route"]),
     (
         "outrider_compression_responses_total",
         &["route", "algorithm"],

@@ -1,0 +1,60 @@
+//! Issue 22's keys: `rate_limit` (route and `[defaults]`).
+
+use crate::config_check::helpers::{assert_errors, assert_ok, check_text, UPSTREAM};
+
+#[test]
+fn a_rate_limit_is_valid_on_a_route_and_under_defaults() {
+    let text = format!(
+        "{UPSTREAM}\n[defaults]\nrate_limit = {{ requests = 10, per = \"1m\" }}\n\n\
+         [[routes]]\nname = \"api\"\nrate_limit = {{ burst = 20, key = \"header:X-Api-Key\" }}\n"
+    );
+    assert_ok(&check_text(&text));
+}
+
+#[test]
+fn rate_limit_errors_are_located_at_their_key() {
+    // Line 6: `rate_limit = { requests = 5, per = "500ms", burst = 0, key = "cookie:x" }`;
+    // semantic errors point at the value: `per`'s at column 36, `burst`'s at 53, `key`'s at 62.
+    let text = format!(
+        "{UPSTREAM}\n[[routes]]\nname = \"api\"\n\
+         rate_limit = {{ requests = 5, per = \"500ms\", burst = 0, key = \"cookie:x\" }}\n"
+    );
+    let run = check_text(&text);
+    assert_errors(
+        &run,
+        &[
+            (6, 36, "routes[0].rate_limit.per", "whole number of seconds"),
+            (6, 53, "routes[0].rate_limit.burst", "at least 1"),
+            (
+                6,
+                62,
+                "routes[0].rate_limit.key",
+                "\"client-ip\" or \"header:NAME\"",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn rate_limit_unknown_keys_and_bad_header_names_are_errors() {
+    // Line 5: `rate_limit = { requests = 5, window = "1s" }`: `window` at column 30.
+    let text =
+        format!("{UPSTREAM}\n[defaults]\nrate_limit = {{ requests = 5, window = \"1s\" }}\n");
+    assert_errors(
+        &check_text(&text),
+        &[(
+            5,
+            30,
+            "defaults.rate_limit.window",
+            "unknown field `window`",
+        )],
+    );
+    // Line 5: `rate_limit = { requests = 5, key = "header:bad name" }`: its value at column 36.
+    let text = format!(
+        "{UPSTREAM}\n[defaults]\nrate_limit = {{ requests = 5, key = \"header:bad name\" }}\n"
+    );
+    assert_errors(
+        &check_text(&text),
+        &[(5, 36, "defaults.rate_limit.key", "invalid key")],
+    );
+}

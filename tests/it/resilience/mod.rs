@@ -1,0 +1,3 @@
+//! Resilience in front of a fragile backend (issue 22), through the real proxy.
+
+mod rate_limit;
