@@ -196,6 +196,11 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             slo: SloPolicy::default(),
             slow_request: slow_request(&doc.log, Some(r)),
             rate_limit: rate_limit(&doc.defaults.rate_limit, &r.rate_limit, &base, p),
+            deadline: r
+                .deadline
+                .or(doc.defaults.deadline)
+                .filter(|d| !d.0.is_zero())
+                .map(|d| d.0),
         });
         if let Some(route) = routes.last_mut() {
             route.slo = route_slo(&doc.defaults.slo, &r.slo, &base, route.cache.enabled, p);
@@ -240,6 +245,11 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
                 &defaults_path,
                 p,
             ),
+            deadline: doc
+                .defaults
+                .deadline
+                .filter(|d| !d.0.is_zero())
+                .map(|d| d.0),
         })
         .map(|mut route| {
             route.slo = route_slo(

@@ -174,6 +174,10 @@ pub struct Route {
     pub slow_request: Option<Duration>,
     /// Token bucket per client key; `None`: no limit.
     pub rate_limit: Option<RateLimitPolicy>,
+    /// The most time from the request header to the upstream's response header, connect and
+    /// retries included (504 beyond, or stale); `None`: no deadline.
+    #[serde(with = "opt_duration_str")]
+    pub deadline: Option<Duration>,
 }
 
 /// A route's `rate_limit`: `requests` tokens refill every `per`, the bucket holds `burst`.

@@ -114,6 +114,8 @@ pub struct Defaults {
     pub(crate) cache: RouteCache,
     pub(crate) slo: Slo,
     pub(crate) rate_limit: RateLimit,
+    /// Total time for a request until its response header (`0s` = none).
+    pub(crate) deadline: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -131,6 +133,8 @@ pub struct Route {
     /// Overrides `[log] slow_request` for this route.
     pub(crate) slow_request: Option<Dur>,
     pub(crate) rate_limit: RateLimit,
+    /// Overrides `[defaults] deadline` for this route.
+    pub(crate) deadline: Option<Dur>,
 }
 
 /// `[defaults] rate_limit` and a route's `rate_limit`, layered key by key; `requests = 0` (or

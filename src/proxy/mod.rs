@@ -13,6 +13,7 @@ mod cache_storage;
 mod cache_update;
 mod client_limits;
 mod compression;
+mod deadline;
 mod failure;
 mod hygiene;
 mod ranges;
@@ -425,6 +426,7 @@ impl ProxyHttp for Outrider {
         let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
+        let remaining = deadline::remaining(ctx)?;
         // A retry goes to the endpoint after the one that refused, not wherever the shared
         // round-robin cursor happens to point.
         let start = if ctx.retries == 0 {
@@ -443,6 +445,7 @@ impl ProxyHttp for Outrider {
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.read_timeout);
+        deadline::bound(&mut peer, remaining);
         ctx.endpoint = Some(index);
         ctx.upstream_started = Some(Instant::now());
         if ctx.upstream_inflight.is_none() {

@@ -12,6 +12,17 @@ fn a_rate_limit_is_valid_on_a_route_and_under_defaults() {
 }
 
 #[test]
+fn deadline_is_a_duration_under_defaults_and_on_routes() {
+    let text = format!(
+        "{UPSTREAM}\n[defaults]\ndeadline = \"2s\"\n\n[[routes]]\nname = \"api\"\ndeadline = \"0s\"\n"
+    );
+    assert_ok(&check_text(&text));
+    // Line 5: `deadline = "soon"`: the value at column 12.
+    let text = format!("{UPSTREAM}\n[defaults]\ndeadline = \"soon\"\n");
+    assert_errors(&check_text(&text), &[(5, 12, "defaults.deadline", "")]);
+}
+
+#[test]
 fn rate_limit_errors_are_located_at_their_key() {
     // Line 6: `rate_limit = { requests = 5, per = "500ms", burst = 0, key = "cookie:x" }`;
     // semantic errors point at the value: `per`'s at column 36, `burst`'s at 53, `key`'s at 62.

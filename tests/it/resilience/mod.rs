@@ -1,3 +1,4 @@
 //! Resilience in front of a fragile backend (issue 22), through the real proxy.
 
+mod deadline;
 mod rate_limit;
