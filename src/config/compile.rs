@@ -14,7 +14,7 @@ use regex::Regex;
 
 use super::diagnostics::{deserialize_all, locate, ConfigError, Seg, Source};
 use super::policy::*;
-use super::rate_limit::rate_limit;
+use super::resilience::rate_limit;
 use super::route_cache::route_cache;
 use super::schema;
 use super::slo::{check_defaults, route_slo, slow_request};
@@ -489,10 +489,11 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
         ok = false;
     }
     let breaker = breaker(&u.breaker, &at(&base, &["breaker"]), p);
+    let retry = super::resilience::retry(&u.retry, &at(&base, &["retry"]), p);
     if !ok {
         return None;
     }
-    Some(Upstream::new(
+    let mut compiled = Upstream::new(
         name.into(),
         endpoints,
         u.tls,
@@ -501,7 +502,9 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
         u.read_timeout.0,
         u.max_concurrent,
         breaker?,
-    ))
+    );
+    compiled.retry = retry?;
+    Some(compiled)
 }
 
 /// `IP:PORT` is taken as is; `name:PORT` is resolved once, here, so that a typo fails the

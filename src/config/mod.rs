@@ -8,7 +8,7 @@
 mod compile;
 mod diagnostics;
 pub mod policy;
-mod rate_limit;
+mod resilience;
 mod route_cache;
 pub mod schema;
 mod slo;

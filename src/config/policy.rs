@@ -121,6 +121,7 @@ pub struct Upstream {
     pub(crate) read_timeout: Duration,
     pub(crate) max_concurrent: usize,
     pub breaker: BreakerPolicy,
+    pub retry: RetryPolicy,
     /// Round-robin cursor. Lives in the snapshot: resetting it on reload is harmless, and the
     /// connection pools it points into are keyed by peer address, so they carry over anyway.
     #[serde(skip)]
@@ -148,6 +149,38 @@ pub struct BreakerPolicy {
     pub max_open_for: Duration,
     pub half_open_probes: u32,
     pub failure_statuses: Vec<u16>,
+}
+
+/// `[upstreams.NAME.retry]`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    /// Tries in total, the first included (1: no retry).
+    pub attempts: u32,
+    pub on_connect_failure: bool,
+    pub on_reset: bool,
+    pub on_timeout: bool,
+    /// Upstream statuses that are retried (the response is discarded unless it is the last try).
+    pub on_statuses: Vec<u16>,
+    pub idempotent_only: bool,
+    #[serde(with = "duration_str")]
+    pub backoff: Duration,
+    /// The most retries in the rolling window, as parts per million of its requests.
+    pub budget_ppm: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 2,
+            on_connect_failure: true,
+            on_reset: false,
+            on_timeout: false,
+            on_statuses: Vec::new(),
+            idempotent_only: true,
+            backoff: Duration::ZERO,
+            budget_ppm: 200_000,
+        }
+    }
 }
 
 /// Routes in file order, then the fallback used when none matches (if there is one), so that
@@ -411,6 +444,7 @@ impl Upstream {
             read_timeout,
             max_concurrent,
             breaker,
+            retry: RetryPolicy::default(),
             next: AtomicUsize::new(0),
         }
     }

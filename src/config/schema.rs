@@ -68,6 +68,31 @@ pub struct Upstream {
     pub(crate) read_timeout: Dur,
     pub(crate) max_concurrent: usize,
     pub breaker: Breaker,
+    pub retry: Retry,
+}
+
+/// `[upstreams.NAME.retry]`: which failed attempts are tried again, and how many.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    pub(crate) attempts: u32,
+    pub(crate) on: Vec<String>,
+    pub(crate) idempotent_only: bool,
+    pub(crate) backoff: Dur,
+    /// A percentage: at most this share of the upstream's requests may be retries.
+    pub(crate) budget: String,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 2,
+            on: vec!["connect-failure".into()],
+            idempotent_only: true,
+            backoff: Dur::secs(0),
+            budget: "20%".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -265,6 +290,7 @@ impl Default for Upstream {
             read_timeout: Dur::secs(30),
             max_concurrent: 1024,
             breaker: Breaker::default(),
+            retry: Retry::default(),
         }
     }
 }

@@ -79,6 +79,8 @@ pub struct Metrics {
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
     rate_limited: IntCounterVec,
+    retries: IntCounterVec,
+    retries_refused: IntCounterVec,
     pub(crate) compression: CompressionMetrics,
 }
 
@@ -188,6 +190,10 @@ pub struct UpstreamMetrics {
     pub(crate) breaker_state: IntGauge,
     /// `outrider_breaker_transitions_total{upstream,to}`, by the gauge value of `to`.
     pub(crate) breaker_transitions: [IntCounter; 3],
+    /// `outrider_upstream_retries_total{upstream,reason}`, by `RetryReason::index`.
+    pub(crate) retries: [IntCounter; 7],
+    /// `outrider_upstream_retries_refused_total{upstream}`: retries the budget refused.
+    pub(crate) retries_refused: IntCounter,
 }
 
 impl UpstreamMetrics {
@@ -332,6 +338,22 @@ impl Metrics {
                 &["route"],
             ),
         );
+        let retries = register(
+            &registry,
+            int_counter_vec(
+                "outrider_upstream_retries_total",
+                "Upstream attempts retried, by what failed (connect-failure, reset, timeout, 502, 503, 504, status).",
+                &["upstream", "reason"],
+            ),
+        );
+        let retries_refused = register(
+            &registry,
+            int_counter_vec(
+                "outrider_upstream_retries_refused_total",
+                "Retries the upstream's retry budget refused.",
+                &["upstream"],
+            ),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -357,6 +379,8 @@ impl Metrics {
             breaker_state,
             breaker_transitions,
             rate_limited,
+            retries,
+            retries_refused,
             compression,
         }
     }
@@ -417,6 +441,9 @@ impl Metrics {
                     breaker_state: self.breaker_state.with_label_values(&[&*u.name]),
                     breaker_transitions: BREAKER_STATES
                         .map(|to| self.breaker_transitions.with_label_values(&[&*u.name, to])),
+                    retries: crate::resilience::RetryReason::LABELS
+                        .map(|r| self.retries.with_label_values(&[&*u.name, r])),
+                    retries_refused: self.retries_refused.with_label_values(&[&*u.name]),
                 })
                 .collect(),
         }
@@ -463,6 +490,10 @@ impl Metrics {
                         .breaker_transitions
                         .remove_label_values(&[&*u.name, to]);
                 }
+                for r in crate::resilience::RetryReason::LABELS {
+                    let _ = self.retries.remove_label_values(&[&*u.name, r]);
+                }
+                let _ = self.retries_refused.remove_label_values(&[&*u.name]);
             }
         }
     }

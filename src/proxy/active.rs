@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::breaker::{Registry, UpstreamGuard};
 use crate::config::Policy;
 use crate::metrics::{Bound, Metrics};
-use crate::resilience::{RateLimiter, RateLimiters};
+use crate::resilience::{RateLimiter, RateLimiters, RetryBudget, RetryBudgets};
 
 /// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
 /// so handles and policy indexes always agree.
@@ -22,6 +22,8 @@ pub struct Active {
     /// Each route's rate limiter (`None`: no limit), indexed like the routes: handles onto
     /// buckets that outlive the snapshot while the limit is unchanged.
     pub(crate) rate_limiters: Vec<Option<Arc<RateLimiter>>>,
+    /// Each upstream's retry budget, indexed like `policy.upstreams`; kept across reloads.
+    pub(crate) retry_budgets: Vec<Arc<RetryBudget>>,
 }
 
 impl Active {
@@ -32,6 +34,7 @@ impl Active {
         metrics: &Metrics,
         registry: &std::sync::Mutex<Registry>,
         limiters: &std::sync::Mutex<RateLimiters>,
+        budgets: &std::sync::Mutex<RetryBudgets>,
     ) -> Active {
         let bound = metrics.bind(&policy);
         let (breakers, changes) = registry
@@ -62,11 +65,16 @@ impl Active {
                     .map(|r| (&r.name, r.rate_limit.as_ref())),
                 Instant::now(),
             );
+        let retry_budgets = budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .bind(policy.upstreams.iter().map(|u| &u.name), Instant::now());
         Active {
             policy,
             metrics: bound,
             breakers,
             rate_limiters,
+            retry_budgets,
         }
     }
 }

@@ -19,6 +19,7 @@ mod hygiene;
 mod ranges;
 mod rate_limit;
 mod resilience;
+mod retry;
 mod slow_log;
 mod state;
 
@@ -85,8 +86,12 @@ pub(crate) struct Ctx {
     connected: Option<(Instant, bool)>,
     /// Holds `outrider_inflight_requests{upstream}` up while the upstream leg is open.
     upstream_inflight: Option<UpstreamInflight>,
-    /// Connect attempts retried on another endpoint (at most one).
+    /// Attempts retried (see `retry`).
     retries: u8,
+    /// The wait before the next retry's attempt.
+    backoff: Option<Duration>,
+    /// `upstream_response_filter` turned a retryable status into a retryable error.
+    retry_pending: bool,
     /// The upstream attempt in progress: its endpoint breaker's pass, until the outcome is
     /// recorded (see `resilience`).
     attempt: Option<Pass>,
@@ -209,6 +214,8 @@ impl ProxyHttp for Outrider {
             connected: None,
             upstream_inflight: None,
             retries: 0,
+            backoff: None,
+            retry_pending: false,
             attempt: None,
             permit: None,
             rejected: None,
@@ -423,10 +430,14 @@ impl ProxyHttp for Outrider {
     /// Pipeline steps 3 and 4: breaker admission (see `resilience`), then the endpoint
     /// (round robin over those whose breaker admits) and its timeouts.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        if ctx.endpoint.is_none() {
+            retry::first_attempt(ctx);
+        }
+        retry::wait(ctx).await;
+        let remaining = deadline::remaining(ctx)?;
         let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
-        let remaining = deadline::remaining(ctx)?;
         // A retry goes to the endpoint after the one that refused, not wherever the shared
         // round-robin cursor happens to point.
         let start = if ctx.retries == 0 {
@@ -502,6 +513,9 @@ impl ProxyHttp for Outrider {
         if let Some(ended) = resilience::failure_status(ctx, upstream_response.status.as_u16()) {
             resilience::end_attempt(ctx, ended);
         }
+        if let Some(e) = retry::on_status(ctx, session, upstream_response.status.as_u16()) {
+            return Err(e);
+        }
         if let Some(started) = ctx.upstream_started {
             let elapsed = started.elapsed();
             ctx.upstream_elapsed = Some(elapsed);
@@ -518,10 +532,9 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// A refused connect counts against the endpoint's breaker. On an upstream with several
-    /// endpoints it is retried once on another whose breaker admits it: nothing has reached
-    /// the upstream yet, so this is safe for idempotent methods (RFC 9110 §9.2.2), and never
-    /// done for the others.
+    /// A refused connect counts against the endpoint's breaker, and is retried per the
+    /// upstream's `retry` policy (see `retry`), on another endpoint whose breaker admits it
+    /// when there is one.
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -530,8 +543,7 @@ impl ProxyHttp for Outrider {
         mut e: Box<Error>,
     ) -> Box<Error> {
         resilience::end_attempt(ctx, resilience::ended_by_error(&e));
-        let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
-        if several && ctx.retries == 0 && is_idempotent(&session.req_header().method) {
+        if retry::decide(ctx, session, crate::resilience::RetryReason::ConnectFailure) {
             warn!(
                 "connect failed: route={} upstream={} endpoint={} error={}; retrying on the next endpoint",
                 ctx.route().map_or("-", |r| &r.name),
@@ -539,7 +551,6 @@ impl ProxyHttp for Outrider {
                 ctx.endpoint_label(),
                 e
             );
-            ctx.retries += 1;
             e.set_retry(true);
         }
         e
@@ -558,7 +569,14 @@ impl ProxyHttp for Outrider {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        if std::mem::take(&mut ctx.retry_pending) {
+            // A retryable status (`retry::on_status`): already decided and counted.
+            e.set_retry(true);
+            return e;
+        }
+        if session.response_written().is_some()
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {
@@ -569,6 +587,9 @@ impl ProxyHttp for Outrider {
             ctx.attempt = None;
         } else {
             resilience::end_attempt(ctx, resilience::ended_by_error(&e));
+            if retry::reason_of(&e).is_some_and(|reason| retry::decide(ctx, session, reason)) {
+                e.set_retry(true);
+            }
         }
         e
     }

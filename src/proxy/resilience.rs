@@ -39,7 +39,7 @@ pub(super) enum Ended {
 
 /// Chooses the endpoint for this attempt: the upstream's concurrency slot (once per request),
 /// then the first endpoint in round-robin order whose breaker admits it. A retry goes to any
-/// endpoint but the one that refused. Refusals set `ctx.rejected` and count as `rejected`.
+/// endpoint but the one that failed, when the upstream has several. Refusals set `ctx.rejected` and count as `rejected`.
 pub(super) fn admit(ctx: &mut Ctx, round_robin: usize) -> Result<usize> {
     let Some(upstream) = ctx.route().map(|r| r.upstream) else {
         return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
@@ -55,15 +55,19 @@ pub(super) fn admit(ctx: &mut Ctx, round_robin: usize) -> Result<usize> {
     let Some(guard) = ctx.policy.breakers.get(upstream) else {
         return Error::e_explain(ErrorType::InternalError, "no guard for the upstream");
     };
+    // A retry goes to another endpoint when there is one, else to the same.
+    let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
     let chosen = match (ctx.retries, ctx.endpoint) {
-        (1.., Some(failed)) => guard.choose_other(failed + 1, failed, now).map_err(|_| {
-            // The other endpoints are all ejected: the refused connect is the answer.
-            Error::explain(
-                ErrorType::ConnectError,
-                "connect failed and every other endpoint is ejected",
-            )
-            .into_up()
-        })?,
+        (1.., Some(failed)) if several => {
+            guard.choose_other(failed + 1, failed, now).map_err(|_| {
+                // The other endpoints are all ejected: the refused connect is the answer.
+                Error::explain(
+                    ErrorType::ConnectError,
+                    "connect failed and every other endpoint is ejected",
+                )
+                .into_up()
+            })?
+        }
         _ => match guard.choose(round_robin, now) {
             Ok(chosen) => chosen,
             Err(rejection) => return Err(refuse(ctx, rejection)),

@@ -16,7 +16,7 @@ use crate::config::{Policy, Startup};
 use crate::metrics::reloads::ReloadStatus;
 use crate::metrics::stats::StatsWindow;
 use crate::metrics::Metrics;
-use crate::resilience::RateLimiters;
+use crate::resilience::{RateLimiters, RetryBudgets};
 
 pub struct Shared {
     policy: ArcSwap<Active>,
@@ -34,6 +34,8 @@ pub struct Shared {
     breakers: std::sync::Mutex<Registry>,
     /// Rate-limit buckets by route name; locked only while a policy is applied.
     rate_limiters: std::sync::Mutex<RateLimiters>,
+    /// Retry budgets by upstream name; locked only while a policy is applied.
+    retry_budgets: std::sync::Mutex<RetryBudgets>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
     /// The slow-request log's rate limit, per process.
@@ -55,6 +57,7 @@ impl Shared {
         let metrics = Metrics::with_latency_objectives(&crate::slo::latency_boundaries(&policy));
         let breakers = std::sync::Mutex::new(Registry::default());
         let rate_limiters = std::sync::Mutex::new(RateLimiters::default());
+        let retry_budgets = std::sync::Mutex::new(RetryBudgets::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -68,9 +71,11 @@ impl Shared {
                 &metrics,
                 &breakers,
                 &rate_limiters,
+                &retry_budgets,
             )),
             breakers,
             rate_limiters,
+            retry_budgets,
             config_path,
             started: Instant::now(),
             draining: AtomicBool::new(false),
@@ -109,7 +114,13 @@ impl Shared {
         if evicted > 0 {
             log::info!("cache limits changed: {evicted} objects evicted to fit");
         }
-        let active = Active::bind(policy, &self.metrics, &self.breakers, &self.rate_limiters);
+        let active = Active::bind(
+            policy,
+            &self.metrics,
+            &self.breakers,
+            &self.rate_limiters,
+            &self.retry_budgets,
+        );
         let previous = self.policy.swap(Arc::new(active));
         self.metrics
             .prune(&previous.policy, &self.policy.load().policy);

@@ -1,6 +1,9 @@
-//! Resilience decisions (issue 22) that need no Pingora: per-key rate limiting with injected
-//! time. Pure: no clock (every `now` is passed in), no I/O, no task; `proxy/` is the glue.
+//! Resilience decisions (issue 22) that need no Pingora: per-key rate limiting and the retry
+//! policy's budget and backoff, with injected time. Pure: no clock (every `now` is passed in),
+//! no I/O, no task; `proxy/` is the glue.
 
 mod rate_limit;
+mod retry;
 
 pub use rate_limit::{Decision, RateLimiter, RateLimiters};
+pub use retry::{backoff, RetryBudget, RetryBudgets, RetryReason, BUCKETS, MIN_RETRIES};

@@ -1,4 +1,4 @@
-//! Issue 22's keys: `rate_limit` (route and `[defaults]`).
+//! Issue 22's keys: `rate_limit` (route and `[defaults]`), `deadline`, `[upstreams.X.retry]`.
 
 use crate::config_check::helpers::{assert_errors, assert_ok, check_text, UPSTREAM};
 
@@ -67,5 +67,38 @@ fn rate_limit_unknown_keys_and_bad_header_names_are_errors() {
     assert_errors(
         &check_text(&text),
         &[(5, 36, "defaults.rate_limit.key", "invalid key")],
+    );
+}
+
+#[test]
+fn retry_is_validated_key_by_key() {
+    let ok = format!(
+        "{UPSTREAM}\n[upstreams.app.retry]\nattempts = 3\non = [\"connect-failure\", \"reset\", \"timeout\", \"502\", \"503\", \"504\"]\n\
+         idempotent_only = false\nbackoff = \"25ms\"\nbudget = \"20%\"\n"
+    );
+    assert_ok(&check_text(&ok));
+    // Lines 5-7: `attempts = 0` (value at column 12), `on = ["reset", "404"]` (the second item
+    // at column 16), `budget = "lots"` (value at column 10).
+    let text = format!(
+        "{UPSTREAM}\n[upstreams.app.retry]\nattempts = 0\non = [\"reset\", \"404\"]\nbudget = \"lots\"\n"
+    );
+    assert_errors(
+        &check_text(&text),
+        &[
+            (5, 12, "upstreams.app.retry.attempts", "must be 1-10"),
+            (6, 16, "upstreams.app.retry.on[1]", "unknown \"404\""),
+            (7, 10, "upstreams.app.retry.budget", "invalid percentage"),
+        ],
+    );
+    // Line 5: `retries = 3` is not a key of the table.
+    let text = format!("{UPSTREAM}\n[upstreams.app.retry]\nretries = 3\n");
+    assert_errors(
+        &check_text(&text),
+        &[(
+            5,
+            1,
+            "upstreams.app.retry.retries",
+            "unknown field `retries`",
+        )],
     );
 }

@@ -2,3 +2,4 @@
 
 mod deadline;
 mod rate_limit;
+mod retry;
