@@ -235,6 +235,7 @@ impl ProxyHttp for Outrider {
     /// which happens between the two hooks.
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         hygiene::absolute_form_to_origin_form(session.req_header_mut())?;
+        hygiene::drop_unannounced_upgrade(session.req_header_mut());
         let req = session.req_header();
         ctx.route = ctx
             .policy

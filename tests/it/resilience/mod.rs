@@ -1,5 +1,6 @@
 //! Resilience in front of a fragile backend (issue 22), through the real proxy.
 
 mod deadline;
+mod hop_by_hop;
 mod rate_limit;
 mod retry;
