@@ -236,6 +236,11 @@ impl ProxyHttp for Outrider {
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         hygiene::absolute_form_to_origin_form(session.req_header_mut())?;
         hygiene::drop_unannounced_upgrade(session.req_header_mut());
+        // RFC 9112 §9.3.2: requests pipelined behind this one are answered in order (Pingora
+        // otherwise closes the connection after the first, dropping the rest).
+        if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
+            h1.set_pipelining_enabled(true);
+        }
         let req = session.req_header();
         ctx.route = ctx
             .policy

@@ -2,5 +2,6 @@
 
 mod deadline;
 mod hop_by_hop;
+mod pipelining;
 mod rate_limit;
 mod retry;
