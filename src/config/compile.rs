@@ -366,7 +366,11 @@ fn limits(l: &schema::Limits, p: &mut Problems) -> LimitsPolicy {
     if l.idle_timeout.0 < Duration::from_secs(1) {
         p.add(at("idle_timeout"), "must be at least 1s");
     }
+    if l.header_timeout.0.is_zero() {
+        p.add(at("header_timeout"), "must be greater than zero");
+    }
     LimitsPolicy {
+        header_timeout: l.header_timeout.0,
         max_request_line: l.max_request_line.0,
         max_header_bytes: l.max_header_bytes.0,
         max_headers: l.max_headers,

@@ -62,6 +62,9 @@ pub struct LimitsPolicy {
     /// header block of a later request on it.
     #[serde(with = "duration_str")]
     pub(crate) idle_timeout: Duration,
+    /// The most time from a request head's first byte to its end (408 beyond).
+    #[serde(with = "duration_str")]
+    pub(crate) header_timeout: Duration,
 }
 
 impl Default for LimitsPolicy {
@@ -73,6 +76,7 @@ impl Default for LimitsPolicy {
             max_body: Some(64 * 1024 * 1024),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

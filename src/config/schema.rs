@@ -127,6 +127,7 @@ pub(crate) struct Limits {
     pub(crate) max_body: Size,
     pub(crate) body_timeout: Dur,
     pub(crate) idle_timeout: Dur,
+    pub(crate) header_timeout: Dur,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -322,6 +323,7 @@ impl Default for Limits {
             max_body: Size(built_in.max_body.unwrap_or(0)),
             body_timeout: Dur(built_in.body_timeout),
             idle_timeout: Dur(built_in.idle_timeout),
+            header_timeout: Dur(built_in.header_timeout),
         }
     }
 }

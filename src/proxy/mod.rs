@@ -15,6 +15,7 @@ mod client_limits;
 mod compression;
 mod deadline;
 mod failure;
+mod head_clock;
 mod hygiene;
 mod ranges;
 mod rate_limit;
@@ -50,6 +51,7 @@ pub use active::Active;
 pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub(crate) use failure::Failure;
+pub(crate) use head_clock::ClockedProxy;
 use resilience::Ended;
 pub use state::{InflightGuard, Shared};
 
@@ -234,6 +236,7 @@ impl ProxyHttp for Outrider {
     /// (compression) must be configured before Pingora's modules read the request headers,
     /// which happens between the two hooks.
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        head_clock::head_received();
         hygiene::absolute_form_to_origin_form(session.req_header_mut())?;
         hygiene::drop_unannounced_upgrade(session.req_header_mut());
         // RFC 9112 §9.3.2: requests pipelined behind this one are answered in order (Pingora
@@ -697,6 +700,7 @@ impl ProxyHttp for Outrider {
     /// Pipeline step 7: once per request, whatever happened (errors and local answers too).
     /// Only atomic adds on handles resolved when the policy was applied.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        head_clock::expect_next_head();
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();

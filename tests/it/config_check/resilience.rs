@@ -1,4 +1,5 @@
-//! Issue 22's keys: `rate_limit` (route and `[defaults]`), `deadline`, `[upstreams.X.retry]`.
+//! Issue 22's keys: `rate_limit` (route and `[defaults]`), `deadline`, `[upstreams.X.retry]`,
+//! `[limits] header_timeout`.
 
 use crate::config_check::helpers::{assert_errors, assert_ok, check_text, UPSTREAM};
 
@@ -100,5 +101,18 @@ fn retry_is_validated_key_by_key() {
             "upstreams.app.retry.retries",
             "unknown field `retries`",
         )],
+    );
+}
+
+#[test]
+fn header_timeout_must_be_positive() {
+    assert_ok(&check_text(&format!(
+        "{UPSTREAM}\n[limits]\nheader_timeout = \"2s\"\n"
+    )));
+    // Line 5: `header_timeout = "0s"`: the value at column 18.
+    let text = format!("{UPSTREAM}\n[limits]\nheader_timeout = \"0s\"\n");
+    assert_errors(
+        &check_text(&text),
+        &[(5, 18, "limits.header_timeout", "greater than zero")],
     );
 }

@@ -1,6 +1,7 @@
 //! Resilience in front of a fragile backend (issue 22), through the real proxy.
 
 mod deadline;
+mod header_timeout;
 mod hop_by_hop;
 mod pipelining;
 mod rate_limit;
