@@ -23,6 +23,10 @@ pub(super) async fn admit(session: &mut Session, ctx: &Ctx) -> Result<bool> {
     let Some(Some(limiter)) = ctx.policy.rate_limiters.get(route) else {
         return Ok(false);
     };
+    // A stale-while-revalidate refresh is the proxy's own request, not a client's.
+    if session.as_downstream().is_subrequest() {
+        return Ok(false);
+    }
     let key = match &limiter.policy().key {
         RateLimitKey::ClientIp => limiter.key(client_ip(session)),
         RateLimitKey::Header(name) => limiter.key(
