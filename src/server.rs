@@ -90,6 +90,10 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
         Reloader(shared.clone()),
     ));
     server.add_service(background_service(
+        "outrider health checks",
+        crate::proxy::HealthProber(shared.clone()),
+    ));
+    server.add_service(background_service(
         "outrider stats sampler",
         StatsSampler(shared.clone()),
     ));

@@ -110,6 +110,17 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
         .filter_map(|(name, u)| upstream(name, u, p).map(Arc::new))
         .collect();
     let upstream_names: Vec<&str> = doc.upstreams.keys().map(String::as_str).collect();
+    for (i, name) in doc.admin.readiness_upstreams.iter().enumerate() {
+        if !upstream_names.contains(&name.as_str()) {
+            p.add(
+                vec![key("admin"), key("readiness_upstreams"), Seg::Index(i)],
+                format!(
+                    "no upstream named {name:?} (have: {})",
+                    upstream_names.join(", ")
+                ),
+            );
+        }
+    }
     let upstream_index = |name: &str| upstream_names.iter().position(|n| *n == name);
 
     let defaults_path = vec![key("defaults")];
@@ -396,6 +407,7 @@ fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {
         return None;
     }
     Some(AdminPolicy {
+        readiness_upstreams: a.readiness_upstreams.clone(),
         listen,
         token: (!a.token.is_empty()).then(|| a.token.clone()),
     })
@@ -508,6 +520,13 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
         breaker?,
     );
     compiled.retry = retry?;
+    if let Some(h) = &u.health_check {
+        compiled.health_check = Some(super::resilience::health_check(
+            h,
+            &at(&base, &["health_check"]),
+            p,
+        )?);
+    }
     Some(compiled)
 }
 

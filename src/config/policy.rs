@@ -87,6 +87,8 @@ pub struct AdminPolicy {
     /// Bearer token for mutating endpoints; never serialized.
     #[serde(skip)]
     pub token: Option<String>,
+    /// `/readyz` fails while every endpoint of one of these upstreams is unhealthy.
+    pub readiness_upstreams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +128,8 @@ pub struct Upstream {
     pub(crate) max_concurrent: usize,
     pub breaker: BreakerPolicy,
     pub retry: RetryPolicy,
+    /// `[upstreams.NAME.health_check]`; `None`: passive checks only (the breaker).
+    pub health_check: Option<HealthCheckPolicy>,
     /// Round-robin cursor. Lives in the snapshot: resetting it on reload is harmless, and the
     /// connection pools it points into are keyed by peer address, so they carry over anyway.
     #[serde(skip)]
@@ -153,6 +157,19 @@ pub struct BreakerPolicy {
     pub max_open_for: Duration,
     pub half_open_probes: u32,
     pub failure_statuses: Vec<u16>,
+}
+
+/// `[upstreams.NAME.health_check]`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheckPolicy {
+    pub path: String,
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub expect_status: Vec<u16>,
 }
 
 /// `[upstreams.NAME.retry]`, compiled.
@@ -449,6 +466,7 @@ impl Upstream {
             max_concurrent,
             breaker,
             retry: RetryPolicy::default(),
+            health_check: None,
             next: AtomicUsize::new(0),
         }
     }

@@ -107,3 +107,55 @@ pub(super) fn retry(r: &schema::Retry, base: &[Seg], p: &mut Problems) -> Option
     }
     (p.len() == before).then_some(policy)
 }
+
+/// `[upstreams.NAME.health_check]`; `None` when it has errors (they are in `p`).
+pub(super) fn health_check(
+    h: &schema::HealthCheck,
+    base: &[Seg],
+    p: &mut Problems,
+) -> Option<super::policy::HealthCheckPolicy> {
+    let before = p.len();
+    if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        p.add(
+            at(base, &["path"]),
+            format!(
+                "{:?} must start with '/' and hold no spaces or controls",
+                h.path
+            ),
+        );
+    }
+    for (k, d) in [("interval", h.interval), ("timeout", h.timeout)] {
+        if d.0.is_zero() {
+            p.add(at(base, &[k]), "must be greater than 0");
+        }
+    }
+    if h.timeout.0 > h.interval.0 {
+        p.add(at(base, &["timeout"]), "must not exceed interval");
+    }
+    for (k, n) in [
+        ("healthy_threshold", h.healthy_threshold),
+        ("unhealthy_threshold", h.unhealthy_threshold),
+    ] {
+        if n == 0 {
+            p.add(at(base, &[k]), "must be at least 1");
+        }
+    }
+    if h.expect_status.is_empty() {
+        p.add(at(base, &["expect_status"]), "needs at least one status");
+    }
+    for (i, s) in h.expect_status.iter().enumerate() {
+        if !(100..=599).contains(s) {
+            let mut path = at(base, &["expect_status"]);
+            path.push(Seg::Index(i));
+            p.add(path, format!("{s} is not an HTTP status code"));
+        }
+    }
+    (p.len() == before).then(|| super::policy::HealthCheckPolicy {
+        path: h.path.clone(),
+        interval: h.interval.0,
+        timeout: h.timeout.0,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+        expect_status: h.expect_status.clone(),
+    })
+}

@@ -46,6 +46,7 @@ pub(crate) enum Listen {
 pub struct Admin {
     pub(crate) listen: String,
     pub(crate) token: String,
+    pub(crate) readiness_upstreams: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -69,6 +70,34 @@ pub struct Upstream {
     pub(crate) max_concurrent: usize,
     pub breaker: Breaker,
     pub retry: Retry,
+    /// Absent: passive checks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// `[upstreams.NAME.health_check]`: active probes of each endpoint.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    pub(crate) path: String,
+    pub(crate) interval: Dur,
+    pub(crate) timeout: Dur,
+    pub(crate) healthy_threshold: u32,
+    pub(crate) unhealthy_threshold: u32,
+    pub(crate) expect_status: Vec<u16>,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/healthz".into(),
+            interval: Dur::secs(5),
+            timeout: Dur::secs(1),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            expect_status: vec![200, 204],
+        }
+    }
 }
 
 /// `[upstreams.NAME.retry]`: which failed attempts are tried again, and how many.
@@ -266,6 +295,7 @@ impl Default for Admin {
         Admin {
             listen: "127.0.0.1:9901".into(),
             token: String::new(),
+            readiness_upstreams: Vec::new(),
         }
     }
 }
@@ -292,6 +322,7 @@ impl Default for Upstream {
             max_concurrent: 1024,
             breaker: Breaker::default(),
             retry: Retry::default(),
+            health_check: None,
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     retries: IntCounterVec,
     retries_refused: IntCounterVec,
+    health_checks: IntCounterVec,
+    endpoint_healthy: IntGaugeVec,
     pub(crate) compression: CompressionMetrics,
 }
 
@@ -354,6 +356,25 @@ impl Metrics {
                 &["upstream"],
             ),
         );
+        let health_checks = register(
+            &registry,
+            int_counter_vec(
+                "outrider_health_check_total",
+                "Active health probes by endpoint and result (ok, fail).",
+                &["upstream", "endpoint", "result"],
+            ),
+        );
+        let endpoint_healthy = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "outrider_endpoint_healthy",
+                    "1 while active health checks keep the endpoint in rotation, 0 while they take it out.",
+                ),
+                &["upstream", "endpoint"],
+            )
+            .expect("static metric definition is valid"),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -381,6 +402,8 @@ impl Metrics {
             rate_limited,
             retries,
             retries_refused,
+            health_checks,
+            endpoint_healthy,
             compression,
         }
     }
@@ -496,6 +519,21 @@ impl Metrics {
                 let _ = self.retries_refused.remove_label_values(&[&*u.name]);
             }
         }
+    }
+
+    /// Counts one active health probe (off the request path: resolves its series by label).
+    pub(crate) fn health_check(&self, upstream: &str, endpoint: &str, ok: bool) {
+        let result = if ok { "ok" } else { "fail" };
+        self.health_checks
+            .with_label_values(&[upstream, endpoint, result])
+            .inc();
+    }
+
+    /// Shows an endpoint's active health verdict.
+    pub(crate) fn endpoint_healthy(&self, upstream: &str, endpoint: &str, healthy: bool) {
+        self.endpoint_healthy
+            .with_label_values(&[upstream, endpoint])
+            .set(i64::from(healthy));
     }
 
     /// The text exposition format (0.0.4) of every registered family.

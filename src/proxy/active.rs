@@ -9,7 +9,9 @@ use std::time::Instant;
 use crate::breaker::{Registry, UpstreamGuard};
 use crate::config::Policy;
 use crate::metrics::{Bound, Metrics};
-use crate::resilience::{RateLimiter, RateLimiters, RetryBudget, RetryBudgets};
+use crate::resilience::{
+    EndpointHealth, HealthRegistry, RateLimiter, RateLimiters, RetryBudget, RetryBudgets,
+};
 
 /// What a request runs on: the policy and the metric handles resolved for it. Swapped whole,
 /// so handles and policy indexes always agree.
@@ -24,6 +26,9 @@ pub struct Active {
     pub(crate) rate_limiters: Vec<Option<Arc<RateLimiter>>>,
     /// Each upstream's retry budget, indexed like `policy.upstreams`; kept across reloads.
     pub(crate) retry_budgets: Vec<Arc<RetryBudget>>,
+    /// Each upstream's endpoints' active health, indexed like `policy.upstreams` and their
+    /// endpoints; all healthy where the upstream has no `health_check`.
+    pub(crate) health: Vec<Vec<Arc<EndpointHealth>>>,
 }
 
 impl Active {
@@ -35,6 +40,7 @@ impl Active {
         registry: &std::sync::Mutex<Registry>,
         limiters: &std::sync::Mutex<RateLimiters>,
         budgets: &std::sync::Mutex<RetryBudgets>,
+        health: &std::sync::Mutex<HealthRegistry>,
     ) -> Active {
         let bound = metrics.bind(&policy);
         let (breakers, changes) = registry
@@ -69,12 +75,23 @@ impl Active {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .bind(policy.upstreams.iter().map(|u| &u.name), Instant::now());
+        let health = health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .bind(policy.upstreams.iter().map(|u| {
+                (
+                    &u.name,
+                    u.endpoints.iter().map(|e| e.label.as_str()).collect(),
+                    u.health_check.is_some(),
+                )
+            }));
         Active {
             policy,
             metrics: bound,
             breakers,
             rate_limiters,
             retry_budgets,
+            health,
         }
     }
 }

@@ -16,6 +16,7 @@ mod compression;
 mod deadline;
 mod failure;
 mod head_clock;
+mod health_probe;
 mod hygiene;
 mod ranges;
 mod rate_limit;
@@ -52,6 +53,7 @@ pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub(crate) use failure::Failure;
 pub(crate) use head_clock::ClockedProxy;
+pub(crate) use health_probe::HealthProber;
 use resilience::Ended;
 pub use state::{InflightGuard, Shared};
 

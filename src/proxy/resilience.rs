@@ -55,6 +55,30 @@ pub(super) fn admit(ctx: &mut Ctx, round_robin: usize) -> Result<usize> {
     let Some(guard) = ctx.policy.breakers.get(upstream) else {
         return Error::e_explain(ErrorType::InternalError, "no guard for the upstream");
     };
+    // Active health checks take unhealthy endpoints out (the breakers' ejection, shared).
+    if let Some(health) = ctx.policy.health.get(upstream) {
+        if ctx.upstream().is_some_and(|u| u.health_check.is_some()) {
+            let eligible = |i: usize| health.get(i).is_none_or(|h| h.is_healthy());
+            let skip = if ctx.retries > 0 && health.len() > 1 {
+                ctx.endpoint
+            } else {
+                None
+            };
+            let start = match (skip, ctx.retries) {
+                (Some(failed), _) => failed + 1,
+                _ => round_robin,
+            };
+            let chosen = match guard.choose_eligible(start, skip, &eligible, now) {
+                Ok(chosen) => chosen,
+                Err(rejection) => return Err(refuse(ctx, rejection)),
+            };
+            if chosen.changes != Changes::default() {
+                report(ctx, chosen.index, chosen.changes);
+            }
+            ctx.attempt = Some(chosen.pass);
+            return Ok(chosen.index);
+        }
+    }
     // A retry goes to another endpoint when there is one, else to the same.
     let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
     let chosen = match (ctx.retries, ctx.endpoint) {

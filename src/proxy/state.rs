@@ -16,7 +16,7 @@ use crate::config::{Policy, Startup};
 use crate::metrics::reloads::ReloadStatus;
 use crate::metrics::stats::StatsWindow;
 use crate::metrics::Metrics;
-use crate::resilience::{RateLimiters, RetryBudgets};
+use crate::resilience::{HealthRegistry, RateLimiters, RetryBudgets};
 
 pub struct Shared {
     policy: ArcSwap<Active>,
@@ -36,6 +36,8 @@ pub struct Shared {
     rate_limiters: std::sync::Mutex<RateLimiters>,
     /// Retry budgets by upstream name; locked only while a policy is applied.
     retry_budgets: std::sync::Mutex<RetryBudgets>,
+    /// Active health by upstream and endpoint name; locked only while a policy is applied.
+    health: std::sync::Mutex<HealthRegistry>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
     /// The slow-request log's rate limit, per process.
@@ -58,6 +60,7 @@ impl Shared {
         let breakers = std::sync::Mutex::new(Registry::default());
         let rate_limiters = std::sync::Mutex::new(RateLimiters::default());
         let retry_budgets = std::sync::Mutex::new(RetryBudgets::default());
+        let health = std::sync::Mutex::new(HealthRegistry::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -72,7 +75,9 @@ impl Shared {
                 &breakers,
                 &rate_limiters,
                 &retry_budgets,
+                &health,
             )),
+            health,
             breakers,
             rate_limiters,
             retry_budgets,
@@ -120,6 +125,7 @@ impl Shared {
             &self.breakers,
             &self.rate_limiters,
             &self.retry_budgets,
+            &self.health,
         );
         let previous = self.policy.swap(Arc::new(active));
         self.metrics

@@ -1,5 +1,5 @@
 //! Issue 22's keys: `rate_limit` (route and `[defaults]`), `deadline`, `[upstreams.X.retry]`,
-//! `[limits] header_timeout`.
+//! `[limits] header_timeout`, `[upstreams.X.health_check]`, `[admin] readiness_upstreams`.
 
 use crate::config_check::helpers::{assert_errors, assert_ok, check_text, UPSTREAM};
 
@@ -114,5 +114,57 @@ fn header_timeout_must_be_positive() {
     assert_errors(
         &check_text(&text),
         &[(5, 18, "limits.header_timeout", "greater than zero")],
+    );
+}
+
+#[test]
+fn health_check_and_readiness_upstreams_are_validated() {
+    let ok = format!(
+        "[admin]\nreadiness_upstreams = [\"app\"]\n\n{UPSTREAM}\n[upstreams.app.health_check]\n\
+         path = \"/healthz\"\ninterval = \"5s\"\ntimeout = \"1s\"\nhealthy_threshold = 2\n\
+         unhealthy_threshold = 3\nexpect_status = [200, 204]\n"
+    );
+    assert_ok(&check_text(&ok));
+    // Line 2: `readiness_upstreams = ["api"]`: the item at column 24. Lines 7-10 of the
+    // health check: `path = "healthz"` (value at 8), `timeout = "10s"` (at 11, above the
+    // interval), `unhealthy_threshold = 0` (at 23), `expect_status = [200, 999]` (999 at 23).
+    let text = format!(
+        "[admin]\nreadiness_upstreams = [\"api\"]\n\n{UPSTREAM}\n[upstreams.app.health_check]\n\
+         path = \"healthz\"\ntimeout = \"10s\"\nunhealthy_threshold = 0\nexpect_status = [200, 999]\n"
+    );
+    assert_errors(
+        &check_text(&text),
+        &[
+            (
+                2,
+                24,
+                "admin.readiness_upstreams[0]",
+                "no upstream named \"api\"",
+            ),
+            (
+                8,
+                8,
+                "upstreams.app.health_check.path",
+                "must start with '/'",
+            ),
+            (
+                9,
+                11,
+                "upstreams.app.health_check.timeout",
+                "must not exceed interval",
+            ),
+            (
+                10,
+                23,
+                "upstreams.app.health_check.unhealthy_threshold",
+                "at least 1",
+            ),
+            (
+                11,
+                23,
+                "upstreams.app.health_check.expect_status[1]",
+                "not an HTTP status",
+            ),
+        ],
     );
 }

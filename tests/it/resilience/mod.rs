@@ -2,6 +2,7 @@
 
 mod deadline;
 mod header_timeout;
+mod health_check;
 mod hop_by_hop;
 mod pipelining;
 mod rate_limit;
