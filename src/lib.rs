@@ -24,5 +24,6 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod resilience;
 pub mod server;
 pub mod slo;

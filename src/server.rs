@@ -10,7 +10,7 @@ use log::{info, warn};
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::prelude::*;
-use pingora::proxy::ProxyServiceBuilder;
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -18,8 +18,8 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminApp;
-use crate::proxy::Outrider;
 use crate::proxy::Shared;
+use crate::proxy::{ClockedProxy, Outrider};
 
 /// How the process was started.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,13 +59,18 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
     // HTTP/2 connections get `[limits] idle_timeout` too (read at startup only: Pingora
     // takes server options once).
     server_options.h2_idle_timeout = Some(policy.limits.idle_timeout);
-    let mut proxy = ProxyServiceBuilder::new(
-        &server.configuration,
+    // Built by hand rather than with `ProxyServiceBuilder`, so that each connection's stream
+    // can be wrapped for `[limits] header_timeout` (see `proxy::ClockedProxy`).
+    let mut app = HttpProxy::new(
         Outrider::new(shared.clone(), &server.configuration),
-    )
-    .name("outrider data plane")
-    .server_options(server_options)
-    .build();
+        server.configuration.clone(),
+    );
+    app.server_options = Some(server_options);
+    app.handle_init_modules();
+    let mut proxy = Service::new(
+        "outrider data plane".to_string(),
+        ClockedProxy::new(app, shared.clone()),
+    );
     for addr in &policy.server.listen {
         proxy.add_tcp(&addr.to_string());
     }
@@ -83,6 +88,10 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
     server.add_service(background_service(
         "outrider reloader",
         Reloader(shared.clone()),
+    ));
+    server.add_service(background_service(
+        "outrider health checks",
+        crate::proxy::HealthProber(shared.clone()),
     ));
     server.add_service(background_service(
         "outrider stats sampler",

@@ -18,8 +18,24 @@ pub(crate) fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> 
     let active = shared.policy();
     let (now, wall) = (Instant::now(), SystemTime::now());
     let mut upstreams = Map::new();
-    for (upstream, guard) in active.policy.upstreams.iter().zip(&active.breakers) {
+    for (i, (upstream, guard)) in active
+        .policy
+        .upstreams
+        .iter()
+        .zip(&active.breakers)
+        .enumerate()
+    {
         let mut v = describe_upstream(&guard.snapshot(now), now, wall);
+        // Active health checks: each endpoint's verdict (null where the upstream has none).
+        if let (Some(health), Some(eps)) = (active.health.get(i), v["endpoints"].as_array_mut()) {
+            for (ep, h) in eps.iter_mut().zip(health) {
+                ep["healthy"] = if upstream.health_check.is_some() {
+                    json!(h.is_healthy())
+                } else {
+                    Value::Null
+                };
+            }
+        }
         v["breaker"] = json!({
             "enabled": upstream.breaker.enabled,
             "consecutive_failures": upstream.breaker.consecutive_failures,

@@ -149,6 +149,29 @@ fn readyz(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
         );
     }
     let policy = shared.policy();
+    // An upstream the operator listed whose every endpoint fails its health checks: take
+    // the pod out of its Service rather than answer 503s.
+    let unhealthy: Vec<&str> = policy
+        .admin
+        .readiness_upstreams
+        .iter()
+        .filter(|name| {
+            policy
+                .policy
+                .upstreams
+                .iter()
+                .position(|u| &*u.name == name.as_str())
+                .and_then(|i| policy.health.get(i))
+                .is_some_and(|eps| !eps.is_empty() && eps.iter().all(|h| !h.is_healthy()))
+        })
+        .map(String::as_str)
+        .collect();
+    if !unhealthy.is_empty() {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "reason": "upstream_unhealthy", "upstreams": unhealthy}),
+        );
+    }
     let down: Vec<String> = policy
         .server
         .listen

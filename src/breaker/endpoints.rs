@@ -26,21 +26,40 @@ pub enum Pick {
 /// and picks the first that admits (allow or probe). A breaker that rejects is left as it was:
 /// asking it has no effect.
 pub fn pick_endpoint(breakers: &[Breaker], start: usize, now: Instant) -> Pick {
-    pick(breakers, start, None, now)
+    pick(breakers, start, None, &|_| true, now)
+}
+
+/// As [`pick_endpoint`] (or [`pick_other_endpoint`] with `skip`), over the endpoints
+/// `eligible` admits only (active health checks take the others out). With none eligible the
+/// upstream is exhausted, as when every breaker is open.
+pub fn pick_eligible(
+    breakers: &[Breaker],
+    start: usize,
+    skip: Option<usize>,
+    eligible: &dyn Fn(usize) -> bool,
+    now: Instant,
+) -> Pick {
+    pick(breakers, start, skip, eligible, now)
 }
 
 /// As [`pick_endpoint`], but never `skip`: for the one retry of an idempotent request whose
 /// connection to `skip` failed, which must go to another endpoint.
 pub fn pick_other_endpoint(breakers: &[Breaker], start: usize, skip: usize, now: Instant) -> Pick {
-    pick(breakers, start, Some(skip), now)
+    pick(breakers, start, Some(skip), &|_| true, now)
 }
 
-fn pick(breakers: &[Breaker], start: usize, skip: Option<usize>, now: Instant) -> Pick {
+fn pick(
+    breakers: &[Breaker],
+    start: usize,
+    skip: Option<usize>,
+    eligible: &dyn Fn(usize) -> bool,
+    now: Instant,
+) -> Pick {
     let len = breakers.len();
     let mut soonest: Option<Duration> = None;
     for offset in 0..len {
         let index = start.wrapping_add(offset) % len;
-        if Some(index) == skip {
+        if Some(index) == skip || !eligible(index) {
             continue;
         }
         match breakers[index].admit(now) {

@@ -115,6 +115,24 @@ impl UpstreamGuard {
         self.chosen(pick_other_endpoint(&self.endpoints, start, skip, now))
     }
 
+    /// Like [`Self::choose`] (or [`Self::choose_other`] with `skip`), over the endpoints
+    /// `eligible` admits only.
+    pub(crate) fn choose_eligible(
+        &self,
+        start: usize,
+        skip: Option<usize>,
+        eligible: &dyn Fn(usize) -> bool,
+        now: Instant,
+    ) -> Result<Chosen, Rejection> {
+        self.chosen(super::endpoints::pick_eligible(
+            &self.endpoints,
+            start,
+            skip,
+            eligible,
+            now,
+        ))
+    }
+
     fn chosen(&self, pick: Pick) -> Result<Chosen, Rejection> {
         match pick {
             Pick::Endpoint {

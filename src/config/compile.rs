@@ -14,6 +14,7 @@ use regex::Regex;
 
 use super::diagnostics::{deserialize_all, locate, ConfigError, Seg, Source};
 use super::policy::*;
+use super::resilience::rate_limit;
 use super::route_cache::route_cache;
 use super::schema;
 use super::slo::{check_defaults, route_slo, slow_request};
@@ -25,6 +26,10 @@ pub(super) struct Problems(Vec<(Vec<Seg>, String)>);
 impl Problems {
     pub(super) fn add(&mut self, path: Vec<Seg>, msg: impl Into<String>) {
         self.0.push((path, msg.into()));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -105,6 +110,17 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
         .filter_map(|(name, u)| upstream(name, u, p).map(Arc::new))
         .collect();
     let upstream_names: Vec<&str> = doc.upstreams.keys().map(String::as_str).collect();
+    for (i, name) in doc.admin.readiness_upstreams.iter().enumerate() {
+        if !upstream_names.contains(&name.as_str()) {
+            p.add(
+                vec![key("admin"), key("readiness_upstreams"), Seg::Index(i)],
+                format!(
+                    "no upstream named {name:?} (have: {})",
+                    upstream_names.join(", ")
+                ),
+            );
+        }
+    }
     let upstream_index = |name: &str| upstream_names.iter().position(|n| *n == name);
 
     let defaults_path = vec![key("defaults")];
@@ -190,6 +206,12 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             cache: route_cache(&doc.defaults.cache, &r.cache, &base, p),
             slo: SloPolicy::default(),
             slow_request: slow_request(&doc.log, Some(r)),
+            rate_limit: rate_limit(&doc.defaults.rate_limit, &r.rate_limit, &base, p),
+            deadline: r
+                .deadline
+                .or(doc.defaults.deadline)
+                .filter(|d| !d.0.is_zero())
+                .map(|d| d.0),
         });
         if let Some(route) = routes.last_mut() {
             route.slo = route_slo(&doc.defaults.slo, &r.slo, &base, route.cache.enabled, p);
@@ -228,6 +250,17 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
             cache: route_cache(&doc.defaults.cache, &Default::default(), &defaults_path, p),
             slo: SloPolicy::default(),
             slow_request: slow_request(&doc.log, None),
+            rate_limit: rate_limit(
+                &doc.defaults.rate_limit,
+                &Default::default(),
+                &defaults_path,
+                p,
+            ),
+            deadline: doc
+                .defaults
+                .deadline
+                .filter(|d| !d.0.is_zero())
+                .map(|d| d.0),
         })
         .map(|mut route| {
             route.slo = route_slo(
@@ -344,7 +377,11 @@ fn limits(l: &schema::Limits, p: &mut Problems) -> LimitsPolicy {
     if l.idle_timeout.0 < Duration::from_secs(1) {
         p.add(at("idle_timeout"), "must be at least 1s");
     }
+    if l.header_timeout.0.is_zero() {
+        p.add(at("header_timeout"), "must be greater than zero");
+    }
     LimitsPolicy {
+        header_timeout: l.header_timeout.0,
         max_request_line: l.max_request_line.0,
         max_header_bytes: l.max_header_bytes.0,
         max_headers: l.max_headers,
@@ -380,6 +417,7 @@ fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {
         }
     }
     Some(AdminPolicy {
+        readiness_upstreams: a.readiness_upstreams.clone(),
         listen,
         token: (!a.token.is_empty()).then(|| a.token.clone()),
         allowed_hosts,
@@ -478,10 +516,11 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
         ok = false;
     }
     let breaker = breaker(&u.breaker, &at(&base, &["breaker"]), p);
+    let retry = super::resilience::retry(&u.retry, &at(&base, &["retry"]), p);
     if !ok {
         return None;
     }
-    Some(Upstream::new(
+    let mut compiled = Upstream::new(
         name.into(),
         endpoints,
         u.tls,
@@ -490,7 +529,16 @@ fn upstream(name: &str, u: &schema::Upstream, p: &mut Problems) -> Option<Upstre
         u.read_timeout.0,
         u.max_concurrent,
         breaker?,
-    ))
+    );
+    compiled.retry = retry?;
+    if let Some(h) = &u.health_check {
+        compiled.health_check = Some(super::resilience::health_check(
+            h,
+            &at(&base, &["health_check"]),
+            p,
+        )?);
+    }
+    Some(compiled)
 }
 
 /// `IP:PORT` is taken as is; `name:PORT` is resolved once, here, so that a typo fails the

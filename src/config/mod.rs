@@ -9,6 +9,7 @@ pub(crate) mod admin_hosts;
 mod compile;
 mod diagnostics;
 pub mod policy;
+mod resilience;
 mod route_cache;
 pub mod schema;
 mod slo;

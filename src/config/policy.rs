@@ -62,6 +62,9 @@ pub struct LimitsPolicy {
     /// header block of a later request on it.
     #[serde(with = "duration_str")]
     pub(crate) idle_timeout: Duration,
+    /// The most time from a request head's first byte to its end (408 beyond).
+    #[serde(with = "duration_str")]
+    pub(crate) header_timeout: Duration,
 }
 
 impl Default for LimitsPolicy {
@@ -73,6 +76,7 @@ impl Default for LimitsPolicy {
             max_body: Some(64 * 1024 * 1024),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct AdminPolicy {
     /// any. Refusing other names defeats DNS rebinding: a web page on a name the attacker
     /// points at 127.0.0.1 reaches the admin port same-origin, but with its own name in `Host`.
     pub allowed_hosts: Vec<String>,
+    /// `/readyz` fails while every endpoint of one of these upstreams is unhealthy.
+    pub readiness_upstreams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,6 +131,9 @@ pub struct Upstream {
     pub(crate) read_timeout: Duration,
     pub(crate) max_concurrent: usize,
     pub breaker: BreakerPolicy,
+    pub retry: RetryPolicy,
+    /// `[upstreams.NAME.health_check]`; `None`: passive checks only (the breaker).
+    pub health_check: Option<HealthCheckPolicy>,
     /// Round-robin cursor. Lives in the snapshot: resetting it on reload is harmless, and the
     /// connection pools it points into are keyed by peer address, so they carry over anyway.
     #[serde(skip)]
@@ -154,6 +163,51 @@ pub struct BreakerPolicy {
     pub failure_statuses: Vec<u16>,
 }
 
+/// `[upstreams.NAME.health_check]`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheckPolicy {
+    pub path: String,
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub expect_status: Vec<u16>,
+}
+
+/// `[upstreams.NAME.retry]`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    /// Tries in total, the first included (1: no retry).
+    pub attempts: u32,
+    pub on_connect_failure: bool,
+    pub on_reset: bool,
+    pub on_timeout: bool,
+    /// Upstream statuses that are retried (the response is discarded unless it is the last try).
+    pub on_statuses: Vec<u16>,
+    pub idempotent_only: bool,
+    #[serde(with = "duration_str")]
+    pub backoff: Duration,
+    /// The most retries in the rolling window, as parts per million of its requests.
+    pub budget_ppm: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 2,
+            on_connect_failure: true,
+            on_reset: false,
+            on_timeout: false,
+            on_statuses: Vec::new(),
+            idempotent_only: true,
+            backoff: Duration::ZERO,
+            budget_ppm: 200_000,
+        }
+    }
+}
+
 /// Routes in file order, then the fallback used when none matches (if there is one), so that
 /// a route is named by its index for the life of a request.
 #[derive(Debug, Serialize)]
@@ -176,6 +230,32 @@ pub struct Route {
     /// Requests slower than this get a slow-request log line; `None`: off.
     #[serde(with = "opt_duration_str")]
     pub slow_request: Option<Duration>,
+    /// Token bucket per client key; `None`: no limit.
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// The most time from the request header to the upstream's response header, connect and
+    /// retries included (504 beyond, or stale); `None`: no deadline.
+    #[serde(with = "opt_duration_str")]
+    pub deadline: Option<Duration>,
+}
+
+/// A route's `rate_limit`: `requests` tokens refill every `per`, the bucket holds `burst`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimitPolicy {
+    pub requests: u32,
+    #[serde(with = "duration_str")]
+    pub per: Duration,
+    pub burst: u32,
+    pub key: RateLimitKey,
+}
+
+/// What identifies a client to the rate limiter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitKey {
+    /// The peer address of the connection.
+    ClientIp,
+    /// The value of this request header, lowercase (requests without it share one bucket).
+    Header(String),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -389,6 +469,8 @@ impl Upstream {
             read_timeout,
             max_concurrent,
             breaker,
+            retry: RetryPolicy::default(),
+            health_check: None,
             next: AtomicUsize::new(0),
         }
     }

@@ -48,6 +48,7 @@ pub struct Admin {
     pub(crate) token: String,
     /// `Host` names the admin port answers (any port); IP literals always pass.
     pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) readiness_upstreams: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -70,6 +71,59 @@ pub struct Upstream {
     pub(crate) read_timeout: Dur,
     pub(crate) max_concurrent: usize,
     pub breaker: Breaker,
+    pub retry: Retry,
+    /// Absent: passive checks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// `[upstreams.NAME.health_check]`: active probes of each endpoint.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    pub(crate) path: String,
+    pub(crate) interval: Dur,
+    pub(crate) timeout: Dur,
+    pub(crate) healthy_threshold: u32,
+    pub(crate) unhealthy_threshold: u32,
+    pub(crate) expect_status: Vec<u16>,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/healthz".into(),
+            interval: Dur::secs(5),
+            timeout: Dur::secs(1),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            expect_status: vec![200, 204],
+        }
+    }
+}
+
+/// `[upstreams.NAME.retry]`: which failed attempts are tried again, and how many.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    pub(crate) attempts: u32,
+    pub(crate) on: Vec<String>,
+    pub(crate) idempotent_only: bool,
+    pub(crate) backoff: Dur,
+    /// A percentage: at most this share of the upstream's requests may be retries.
+    pub(crate) budget: String,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 2,
+            on: vec!["connect-failure".into()],
+            idempotent_only: true,
+            backoff: Dur::secs(0),
+            budget: "20%".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -104,6 +158,7 @@ pub(crate) struct Limits {
     pub(crate) max_body: Size,
     pub(crate) body_timeout: Dur,
     pub(crate) idle_timeout: Dur,
+    pub(crate) header_timeout: Dur,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -115,6 +170,9 @@ pub struct Defaults {
     pub(crate) etag: Etag,
     pub(crate) cache: RouteCache,
     pub(crate) slo: Slo,
+    pub(crate) rate_limit: RateLimit,
+    /// Total time for a request until its response header (`0s` = none).
+    pub(crate) deadline: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -131,6 +189,20 @@ pub struct Route {
     pub slo: Slo,
     /// Overrides `[log] slow_request` for this route.
     pub(crate) slow_request: Option<Dur>,
+    pub(crate) rate_limit: RateLimit,
+    /// Overrides `[defaults] deadline` for this route.
+    pub(crate) deadline: Option<Dur>,
+}
+
+/// `[defaults] rate_limit` and a route's `rate_limit`, layered key by key; `requests = 0` (or
+/// no `requests` anywhere) means no limit.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    pub(crate) requests: Option<u32>,
+    pub(crate) per: Option<Dur>,
+    pub(crate) burst: Option<u32>,
+    pub(crate) key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -226,6 +298,7 @@ impl Default for Admin {
             listen: "127.0.0.1:9901".into(),
             token: String::new(),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            readiness_upstreams: Vec::new(),
         }
     }
 }
@@ -251,6 +324,8 @@ impl Default for Upstream {
             read_timeout: Dur::secs(30),
             max_concurrent: 1024,
             breaker: Breaker::default(),
+            retry: Retry::default(),
+            health_check: None,
         }
     }
 }
@@ -282,6 +357,7 @@ impl Default for Limits {
             max_body: Size(built_in.max_body.unwrap_or(0)),
             body_timeout: Dur(built_in.body_timeout),
             idle_timeout: Dur(built_in.idle_timeout),
+            header_timeout: Dur(built_in.header_timeout),
         }
     }
 }

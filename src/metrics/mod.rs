@@ -78,6 +78,11 @@ pub struct Metrics {
     cache_lookups: IntCounterVec,
     breaker_state: IntGaugeVec,
     breaker_transitions: IntCounterVec,
+    rate_limited: IntCounterVec,
+    retries: IntCounterVec,
+    retries_refused: IntCounterVec,
+    health_checks: IntCounterVec,
+    endpoint_healthy: IntGaugeVec,
     pub(crate) compression: CompressionMetrics,
 }
 
@@ -95,6 +100,8 @@ pub struct RouteMetrics {
     pub(crate) precondition_failed: IntCounter,
     /// `outrider_cache_lookups_total{route,result}`, by [`CacheResult`].
     pub(crate) cache_lookups: [IntCounter; 6],
+    /// `outrider_rate_limited_total{route}`, for routes with a `rate_limit` only.
+    pub(crate) rate_limited: Option<IntCounter>,
 }
 
 /// The `result` label of `outrider_cache_lookups_total`.
@@ -185,6 +192,10 @@ pub struct UpstreamMetrics {
     pub(crate) breaker_state: IntGauge,
     /// `outrider_breaker_transitions_total{upstream,to}`, by the gauge value of `to`.
     pub(crate) breaker_transitions: [IntCounter; 3],
+    /// `outrider_upstream_retries_total{upstream,reason}`, by `RetryReason::index`.
+    pub(crate) retries: [IntCounter; 7],
+    /// `outrider_upstream_retries_refused_total{upstream}`: retries the budget refused.
+    pub(crate) retries_refused: IntCounter,
 }
 
 impl UpstreamMetrics {
@@ -321,6 +332,49 @@ impl Metrics {
                 &["upstream", "to"],
             ),
         );
+        let rate_limited = register(
+            &registry,
+            int_counter_vec(
+                "outrider_rate_limited_total",
+                "Requests refused with 429 by the route's rate limit.",
+                &["route"],
+            ),
+        );
+        let retries = register(
+            &registry,
+            int_counter_vec(
+                "outrider_upstream_retries_total",
+                "Upstream attempts retried, by what failed (connect-failure, reset, timeout, 502, 503, 504, status).",
+                &["upstream", "reason"],
+            ),
+        );
+        let retries_refused = register(
+            &registry,
+            int_counter_vec(
+                "outrider_upstream_retries_refused_total",
+                "Retries the upstream's retry budget refused.",
+                &["upstream"],
+            ),
+        );
+        let health_checks = register(
+            &registry,
+            int_counter_vec(
+                "outrider_health_check_total",
+                "Active health probes by endpoint and result (ok, fail).",
+                &["upstream", "endpoint", "result"],
+            ),
+        );
+        let endpoint_healthy = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "outrider_endpoint_healthy",
+                    "1 while active health checks keep the endpoint in rotation, 0 while they take it out.",
+                ),
+                &["upstream", "endpoint"],
+            )
+            .expect("static metric definition is valid"),
+        );
         let compression = CompressionMetrics {
             bytes_in: CODINGS.map(|c| bytes_in.with_label_values(&[c])),
             bytes_out: CODINGS.map(|c| bytes_out.with_label_values(&[c])),
@@ -345,6 +399,11 @@ impl Metrics {
             cache_lookups,
             breaker_state,
             breaker_transitions,
+            rate_limited,
+            retries,
+            retries_refused,
+            health_checks,
+            endpoint_healthy,
             compression,
         }
     }
@@ -386,6 +445,10 @@ impl Metrics {
                     precondition_failed: self.conditional.with_label_values(&[&*r.name, "412"]),
                     cache_lookups: CacheResult::ALL
                         .map(|c| self.cache_lookups.with_label_values(&[&*r.name, c.label()])),
+                    rate_limited: r
+                        .rate_limit
+                        .as_ref()
+                        .map(|_| self.rate_limited.with_label_values(&[&*r.name])),
                 })
                 .collect(),
             upstreams: policy
@@ -401,6 +464,9 @@ impl Metrics {
                     breaker_state: self.breaker_state.with_label_values(&[&*u.name]),
                     breaker_transitions: BREAKER_STATES
                         .map(|to| self.breaker_transitions.with_label_values(&[&*u.name, to])),
+                    retries: crate::resilience::RetryReason::LABELS
+                        .map(|r| self.retries.with_label_values(&[&*u.name, r])),
+                    retries_refused: self.retries_refused.with_label_values(&[&*u.name]),
                 })
                 .collect(),
         }
@@ -409,6 +475,12 @@ impl Metrics {
     /// Stops exporting the series of routes and upstreams that `current` no longer has.
     pub(crate) fn prune(&self, previous: &Policy, current: &Policy) {
         for r in previous.all_routes() {
+            if current
+                .all_routes()
+                .all(|c| c.name != r.name || c.rate_limit.is_none())
+            {
+                let _ = self.rate_limited.remove_label_values(&[&*r.name]);
+            }
             if current.all_routes().all(|c| c.name != r.name) {
                 let _ = self.request_duration.remove_label_values(&[&*r.name]);
                 for c in CODINGS {
@@ -441,8 +513,27 @@ impl Metrics {
                         .breaker_transitions
                         .remove_label_values(&[&*u.name, to]);
                 }
+                for r in crate::resilience::RetryReason::LABELS {
+                    let _ = self.retries.remove_label_values(&[&*u.name, r]);
+                }
+                let _ = self.retries_refused.remove_label_values(&[&*u.name]);
             }
         }
+    }
+
+    /// Counts one active health probe (off the request path: resolves its series by label).
+    pub(crate) fn health_check(&self, upstream: &str, endpoint: &str, ok: bool) {
+        let result = if ok { "ok" } else { "fail" };
+        self.health_checks
+            .with_label_values(&[upstream, endpoint, result])
+            .inc();
+    }
+
+    /// Shows an endpoint's active health verdict.
+    pub(crate) fn endpoint_healthy(&self, upstream: &str, endpoint: &str, healthy: bool) {
+        self.endpoint_healthy
+            .with_label_values(&[upstream, endpoint])
+            .set(i64::from(healthy));
     }
 
     /// The text exposition format (0.0.4) of every registered family.

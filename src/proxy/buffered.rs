@@ -78,6 +78,9 @@ pub(super) fn wanted(session: &mut Session, ctx: &Ctx) -> bool {
                 .is_some_and(|c| c.negotiated().is_some()))
 }
 
+/// Tries per request on this leg, the cap Pingora's leg has by default (`max_retries`).
+const MAX_TRIES: usize = 16;
+
 const CONDITIONAL_FIELDS: [header::HeaderName; 5] = [
     header::IF_MATCH,
     header::IF_NONE_MATCH,
@@ -104,14 +107,7 @@ struct Hold {
 /// `fail_to_proxy` (or just closes the connection if the header is already out) and logs it.
 pub(super) async fn serve(proxy: &Outrider, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
     let is_head = session.req_header().method == Method::HEAD;
-    let (mut upstream, peer) = exchange_header(proxy, session, ctx).await?;
-    let Some(head) = upstream.response_header() else {
-        return Error::e_explain(ErrorType::InvalidHTTPHeader, "no upstream response header");
-    };
-    let mut resp = Box::new(head.clone());
-    proxy
-        .upstream_response_filter(session, &mut resp, ctx)
-        .await?;
+    let (mut upstream, peer, mut resp) = exchange_header(proxy, session, ctx).await?;
 
     let no_body = matches!(resp.status.as_u16(), 204 | 304) || upstream.response_done();
     let hold = if no_body {
@@ -402,14 +398,15 @@ async fn finish(
     Ok(())
 }
 
-/// Connects (retrying once where the hooks allow), sends the request and reads the response
-/// header, skipping interim 1xx responses.
+/// Connects, sends the request and reads the response header (skipping interim 1xx
+/// responses), then runs `upstream_response_filter` on it; tries again wherever the hooks
+/// mark the error retryable (the upstream's `retry` policy, a stale pooled connection), as
+/// Pingora's leg does, within Pingora's own cap on tries.
 async fn exchange_header(
     proxy: &Outrider,
     session: &mut Session,
     ctx: &mut Ctx,
-) -> Result<(UpstreamSession, Box<HttpPeer>)> {
-    // Pingora's leg allows one retry per request by default; so does this one.
+) -> Result<(UpstreamSession, Box<HttpPeer>, Box<ResponseHeader>)> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -419,7 +416,7 @@ async fn exchange_header(
             Err(mut e) => {
                 e.as_up();
                 let e = proxy.fail_to_connect(session, &peer, ctx, e);
-                if e.retry() && attempts < 2 {
+                if e.retry() && attempts < MAX_TRIES {
                     continue;
                 }
                 return Err(e.into_up());
@@ -455,19 +452,34 @@ async fn exchange_header(
             sent = sent => sent,
             gone = client_gone => return Err(gone.into_down()),
         };
-        match sent {
-            Ok(()) => return Ok((upstream, peer)),
-            Err(mut e) => {
-                e.as_up();
-                // A pooled connection the upstream had closed: nothing reached it, so the
-                // request may go again on a fresh one.
-                let e = proxy.error_while_proxy(&peer, session, e, ctx, reused);
-                if e.retry() && attempts < 2 {
-                    continue;
+        let mut e = match sent {
+            Ok(()) => {
+                let Some(head) = upstream.response_header() else {
+                    return Error::e_explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "no upstream response header",
+                    );
+                };
+                let mut resp = Box::new(head.clone());
+                match proxy
+                    .upstream_response_filter(session, &mut resp, ctx)
+                    .await
+                {
+                    Ok(()) => return Ok((upstream, peer, resp)),
+                    // The upstream connection is dropped with its unread body, never pooled.
+                    Err(e) => e,
                 }
-                return Err(e);
             }
+            Err(e) => e,
+        };
+        e.as_up();
+        // A pooled connection the upstream had closed (nothing reached it), or the retry
+        // policy: the request may go again on a fresh connection.
+        let e = proxy.error_while_proxy(&peer, session, e, ctx, reused);
+        if e.retry() && attempts < MAX_TRIES {
+            continue;
         }
+        return Err(e);
     }
 }
 

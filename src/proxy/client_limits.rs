@@ -22,6 +22,23 @@ pub(super) async fn admit(session: &mut Session, ctx: &Ctx) -> Result<bool> {
     }
     session.set_read_timeout(Some(limits.body_timeout));
 
+    let raw_head = || match session.as_downstream() {
+        pingora::protocols::http::ServerSession::H1(h1) => Some(h1.get_headers_raw_bytes()),
+        _ => None,
+    };
+    if super::hygiene::has_conflicting_framing(session.req_header(), raw_head) {
+        // The body is not read: the connection cannot carry another request.
+        session.set_keepalive(None);
+        debug!("request refused: 400 Content-Length with Transfer-Encoding");
+        respond_text(
+            session,
+            400,
+            Bytes::from_static(b"400 Bad Request: Content-Length with Transfer-Encoding\n"),
+        )
+        .await?;
+        return Ok(true);
+    }
+
     let req = session.req_header();
     let checked = limits::check_head(
         limits,

@@ -57,6 +57,45 @@ pub(crate) fn absolute_form_to_origin_form(req: &mut RequestHeader) -> pingora::
     Ok(())
 }
 
+/// A request carrying both `Content-Length` and `Transfer-Encoding` is refused (RFC 9112
+/// §6.1: "ought to be handled as an error"), as the strict proxies do: whichever framing the
+/// proxy chose, a party behind it might read the other, which is how requests are smuggled.
+/// Pingora's HTTP/1 parser has already removed `Content-Length` from such a request (keeping
+/// the chunked framing), so the head as received (`raw_head`) is what tells.
+pub(crate) fn has_conflicting_framing(
+    req: &RequestHeader,
+    raw_head: impl FnOnce() -> Option<bytes::Bytes>,
+) -> bool {
+    if !req.headers.contains_key(header::TRANSFER_ENCODING) {
+        return false;
+    }
+    if req.headers.contains_key(header::CONTENT_LENGTH) {
+        return true;
+    }
+    raw_head().is_some_and(|raw| {
+        raw.split(|b| *b == b'\n')
+            .skip(1)
+            .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+    })
+}
+
+/// `Upgrade` is a hop-by-hop field only honoured when `Connection` lists it (RFC 9110 §7.8);
+/// one that `Connection` does not name is dropped, so that neither Pingora (which treats any
+/// HTTP/1.1 `Upgrade` as an upgrade request) nor the upstream acts on it.
+pub(crate) fn drop_unannounced_upgrade(req: &mut RequestHeader) {
+    if !req.headers.contains_key(header::UPGRADE) {
+        return;
+    }
+    let announced = req.headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+    });
+    if !announced {
+        req.remove_header(&header::UPGRADE);
+    }
+}
+
 /// Framing and expectations the upstream must read one way only: a list of identical
 /// `Content-Length` values becomes one (RFC 9110 §8.6; Pingora refuses differing ones), and
 /// `Expect` from an HTTP/1.0 client is dropped, since such a client cannot take the
@@ -161,6 +200,37 @@ fn is_protected(name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_length_with_transfer_encoding_conflicts_even_once_removed() {
+        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+        assert!(!has_conflicting_framing(&req, || None));
+        req.insert_header("transfer-encoding", "chunked").unwrap();
+        let raw = |text: &'static str| move || Some(bytes::Bytes::from_static(text.as_bytes()));
+        assert!(!has_conflicting_framing(
+            &req,
+            raw("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        ));
+        assert!(has_conflicting_framing(
+            &req,
+            raw("POST / HTTP/1.1\r\ncOntent-length: 4\r\nTransfer-Encoding: chunked\r\n\r\n")
+        ));
+        req.insert_header("content-length", "4").unwrap();
+        assert!(has_conflicting_framing(&req, || None));
+    }
+
+    #[test]
+    fn an_upgrade_not_named_by_connection_is_dropped() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("upgrade", "websocket").unwrap();
+        drop_unannounced_upgrade(&mut req);
+        assert!(!req.headers.contains_key("upgrade"));
+        req.insert_header("upgrade", "websocket").unwrap();
+        req.insert_header("connection", "keep-alive, Upgrade")
+            .unwrap();
+        drop_unannounced_upgrade(&mut req);
+        assert!(req.headers.contains_key("upgrade"));
+    }
 
     #[test]
     fn forwarding_headers_append_and_overwrite() {

@@ -14,10 +14,15 @@ mod cache_storage;
 mod cache_update;
 mod client_limits;
 mod compression;
+mod deadline;
 mod failure;
+mod head_clock;
+mod health_probe;
 mod hygiene;
 mod ranges;
+mod rate_limit;
 mod resilience;
+mod retry;
 mod slow_log;
 mod state;
 
@@ -48,6 +53,8 @@ pub use active::Active;
 pub use cache_storage::{CacheBackend, StoreHints};
 use compression::{Compression, CompressionBuilder};
 pub(crate) use failure::Failure;
+pub(crate) use head_clock::ClockedProxy;
+pub(crate) use health_probe::HealthProber;
 use resilience::Ended;
 pub use state::{InflightGuard, Shared};
 
@@ -84,8 +91,12 @@ pub(crate) struct Ctx {
     connected: Option<(Instant, bool)>,
     /// Holds `outrider_inflight_requests{upstream}` up while the upstream leg is open.
     upstream_inflight: Option<UpstreamInflight>,
-    /// Connect attempts retried on another endpoint (at most one).
+    /// Attempts retried (see `retry`).
     retries: u8,
+    /// The wait before the next retry's attempt.
+    backoff: Option<Duration>,
+    /// `upstream_response_filter` turned a retryable status into a retryable error.
+    retry_pending: bool,
     /// The upstream attempt in progress: its endpoint breaker's pass, until the outcome is
     /// recorded (see `resilience`).
     attempt: Option<Pass>,
@@ -209,6 +220,8 @@ impl ProxyHttp for Outrider {
             connected: None,
             upstream_inflight: None,
             retries: 0,
+            backoff: None,
+            retry_pending: false,
             attempt: None,
             permit: None,
             rejected: None,
@@ -228,7 +241,14 @@ impl ProxyHttp for Outrider {
     /// (compression) must be configured before Pingora's modules read the request headers,
     /// which happens between the two hooks.
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        head_clock::head_received();
         hygiene::absolute_form_to_origin_form(session.req_header_mut())?;
+        hygiene::drop_unannounced_upgrade(session.req_header_mut());
+        // RFC 9112 §9.3.2: requests pipelined behind this one are answered in order (Pingora
+        // otherwise closes the connection after the first, dropping the rest).
+        if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
+            h1.set_pipelining_enabled(true);
+        }
         let req = session.req_header();
         ctx.route = ctx
             .policy
@@ -241,14 +261,15 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// Pipeline step 2: refuses what breaks `[limits]` (414, 431, 413) before anything goes
+    /// Pipeline step 2: refuses what breaks `[limits]` (414, 431, 413) and the route's
+    /// `rate_limit` (429) before anything goes
     /// upstream, and answers unrouted requests itself: there is nowhere to send them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         if client_limits::admit(session, ctx).await? {
             return Ok(true);
         }
         if ctx.route.is_some() {
-            return Ok(false);
+            return rate_limit::admit(session, ctx).await;
         }
         respond_text(
             session,
@@ -424,6 +445,11 @@ impl ProxyHttp for Outrider {
     /// Pipeline steps 3 and 4: breaker admission (see `resilience`), then the endpoint
     /// (round robin over those whose breaker admits) and its timeouts.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        if ctx.endpoint.is_none() {
+            retry::first_attempt(ctx);
+        }
+        retry::wait(ctx).await;
+        let remaining = deadline::remaining(ctx)?;
         let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
@@ -445,6 +471,7 @@ impl ProxyHttp for Outrider {
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.read_timeout);
+        deadline::bound(&mut peer, remaining);
         ctx.endpoint = Some(index);
         ctx.upstream_started = Some(Instant::now());
         if ctx.upstream_inflight.is_none() {
@@ -501,6 +528,9 @@ impl ProxyHttp for Outrider {
         if let Some(ended) = resilience::failure_status(ctx, upstream_response.status.as_u16()) {
             resilience::end_attempt(ctx, ended);
         }
+        if let Some(e) = retry::on_status(ctx, session, upstream_response.status.as_u16()) {
+            return Err(e);
+        }
         if let Some(started) = ctx.upstream_started {
             let elapsed = started.elapsed();
             ctx.upstream_elapsed = Some(elapsed);
@@ -517,10 +547,9 @@ impl ProxyHttp for Outrider {
         Ok(())
     }
 
-    /// A refused connect counts against the endpoint's breaker. On an upstream with several
-    /// endpoints it is retried once on another whose breaker admits it: nothing has reached
-    /// the upstream yet, so this is safe for idempotent methods (RFC 9110 §9.2.2), and never
-    /// done for the others.
+    /// A refused connect counts against the endpoint's breaker, and is retried per the
+    /// upstream's `retry` policy (see `retry`), on another endpoint whose breaker admits it
+    /// when there is one.
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -529,8 +558,7 @@ impl ProxyHttp for Outrider {
         mut e: Box<Error>,
     ) -> Box<Error> {
         resilience::end_attempt(ctx, resilience::ended_by_error(&e));
-        let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
-        if several && ctx.retries == 0 && is_idempotent(&session.req_header().method) {
+        if retry::decide(ctx, session, crate::resilience::RetryReason::ConnectFailure) {
             warn!(
                 "connect failed: route={} upstream={} endpoint={} error={}; retrying on the next endpoint",
                 ctx.route().map_or("-", |r| &r.name),
@@ -538,7 +566,6 @@ impl ProxyHttp for Outrider {
                 ctx.endpoint_label(),
                 e
             );
-            ctx.retries += 1;
             e.set_retry(true);
         }
         e
@@ -557,7 +584,14 @@ impl ProxyHttp for Outrider {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        if std::mem::take(&mut ctx.retry_pending) {
+            // A retryable status (`retry::on_status`): already decided and counted.
+            e.set_retry(true);
+            return e;
+        }
+        if session.response_written().is_some()
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {
@@ -568,6 +602,9 @@ impl ProxyHttp for Outrider {
             ctx.attempt = None;
         } else {
             resilience::end_attempt(ctx, resilience::ended_by_error(&e));
+            if retry::reason_of(&e).is_some_and(|reason| retry::decide(ctx, session, reason)) {
+                e.set_retry(true);
+            }
         }
         e
     }
@@ -670,6 +707,7 @@ impl ProxyHttp for Outrider {
     /// Pipeline step 7: once per request, whatever happened (errors and local answers too).
     /// Only atomic adds on handles resolved when the policy was applied.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        head_clock::expect_next_head();
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();

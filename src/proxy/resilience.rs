@@ -39,7 +39,7 @@ pub(super) enum Ended {
 
 /// Chooses the endpoint for this attempt: the upstream's concurrency slot (once per request),
 /// then the first endpoint in round-robin order whose breaker admits it. A retry goes to any
-/// endpoint but the one that refused. Refusals set `ctx.rejected` and count as `rejected`.
+/// endpoint but the one that failed, when the upstream has several. Refusals set `ctx.rejected` and count as `rejected`.
 pub(super) fn admit(ctx: &mut Ctx, round_robin: usize) -> Result<usize> {
     let Some(upstream) = ctx.route().map(|r| r.upstream) else {
         return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
@@ -55,15 +55,43 @@ pub(super) fn admit(ctx: &mut Ctx, round_robin: usize) -> Result<usize> {
     let Some(guard) = ctx.policy.breakers.get(upstream) else {
         return Error::e_explain(ErrorType::InternalError, "no guard for the upstream");
     };
+    // Active health checks take unhealthy endpoints out (the breakers' ejection, shared).
+    if let Some(health) = ctx.policy.health.get(upstream) {
+        if ctx.upstream().is_some_and(|u| u.health_check.is_some()) {
+            let eligible = |i: usize| health.get(i).is_none_or(|h| h.is_healthy());
+            let skip = if ctx.retries > 0 && health.len() > 1 {
+                ctx.endpoint
+            } else {
+                None
+            };
+            let start = match (skip, ctx.retries) {
+                (Some(failed), _) => failed + 1,
+                _ => round_robin,
+            };
+            let chosen = match guard.choose_eligible(start, skip, &eligible, now) {
+                Ok(chosen) => chosen,
+                Err(rejection) => return Err(refuse(ctx, rejection)),
+            };
+            if chosen.changes != Changes::default() {
+                report(ctx, chosen.index, chosen.changes);
+            }
+            ctx.attempt = Some(chosen.pass);
+            return Ok(chosen.index);
+        }
+    }
+    // A retry goes to another endpoint when there is one, else to the same.
+    let several = ctx.upstream().is_some_and(|u| u.endpoints.len() > 1);
     let chosen = match (ctx.retries, ctx.endpoint) {
-        (1.., Some(failed)) => guard.choose_other(failed + 1, failed, now).map_err(|_| {
-            // The other endpoints are all ejected: the refused connect is the answer.
-            Error::explain(
-                ErrorType::ConnectError,
-                "connect failed and every other endpoint is ejected",
-            )
-            .into_up()
-        })?,
+        (1.., Some(failed)) if several => {
+            guard.choose_other(failed + 1, failed, now).map_err(|_| {
+                // The other endpoints are all ejected: the refused connect is the answer.
+                Error::explain(
+                    ErrorType::ConnectError,
+                    "connect failed and every other endpoint is ejected",
+                )
+                .into_up()
+            })?
+        }
         _ => match guard.choose(round_robin, now) {
             Ok(chosen) => chosen,
             Err(rejection) => return Err(refuse(ctx, rejection)),

@@ -16,6 +16,7 @@ use crate::config::{Policy, Startup};
 use crate::metrics::reloads::ReloadStatus;
 use crate::metrics::stats::StatsWindow;
 use crate::metrics::Metrics;
+use crate::resilience::{HealthRegistry, RateLimiters, RetryBudgets};
 
 pub struct Shared {
     policy: ArcSwap<Active>,
@@ -31,6 +32,12 @@ pub struct Shared {
     pub stats: StatsWindow,
     /// Breaker and limiter state by upstream name; locked only while a policy is applied.
     breakers: std::sync::Mutex<Registry>,
+    /// Rate-limit buckets by route name; locked only while a policy is applied.
+    rate_limiters: std::sync::Mutex<RateLimiters>,
+    /// Retry budgets by upstream name; locked only while a policy is applied.
+    retry_budgets: std::sync::Mutex<RetryBudgets>,
+    /// Active health by upstream and endpoint name; locked only while a policy is applied.
+    health: std::sync::Mutex<HealthRegistry>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
     /// The slow-request log's rate limit, per process.
@@ -53,6 +60,9 @@ impl Shared {
     ) -> Arc<Self> {
         let metrics = Metrics::with_latency_objectives(&crate::slo::latency_boundaries(&policy));
         let breakers = std::sync::Mutex::new(Registry::default());
+        let rate_limiters = std::sync::Mutex::new(RateLimiters::default());
+        let retry_budgets = std::sync::Mutex::new(RetryBudgets::default());
+        let health = std::sync::Mutex::new(HealthRegistry::default());
         let cache = CacheBackend::leak(
             policy.cache_store.max_size,
             policy.cache_store.max_object_size,
@@ -61,8 +71,18 @@ impl Shared {
         Arc::new(Shared {
             cache,
             startup: Startup::of(&policy),
-            policy: ArcSwap::from_pointee(Active::bind(policy, &metrics, &breakers)),
+            policy: ArcSwap::from_pointee(Active::bind(
+                policy,
+                &metrics,
+                &breakers,
+                &rate_limiters,
+                &retry_budgets,
+                &health,
+            )),
+            health,
             breakers,
+            rate_limiters,
+            retry_budgets,
             config_path,
             started: Instant::now(),
             draining: AtomicBool::new(false),
@@ -102,7 +122,14 @@ impl Shared {
         if evicted > 0 {
             log::info!("cache limits changed: {evicted} objects evicted to fit");
         }
-        let active = Active::bind(policy, &self.metrics, &self.breakers);
+        let active = Active::bind(
+            policy,
+            &self.metrics,
+            &self.breakers,
+            &self.rate_limiters,
+            &self.retry_budgets,
+            &self.health,
+        );
         let previous = self.policy.swap(Arc::new(active));
         self.metrics
             .prune(&previous.policy, &self.policy.load().policy);

@@ -19,6 +19,7 @@ const PURE: [&str; 8] = [
     "conditional",
     "config",
     "limits",
+    "resilience",
     "slo",
 ];
 

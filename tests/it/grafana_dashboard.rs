@@ -33,6 +33,14 @@ const LABELS: &[(&str, &[&str])] = &[
     ("outrider_inflight_requests", &["upstream"]),
     ("outrider_breaker_state", &["upstream"]),
     ("outrider_breaker_transitions_total", &["upstream", "to"]),
+    ("outrider_rate_limited_total", &["route"]),
+    (
+        "outrider_health_check_total",
+        &["upstream", "endpoint", "result"],
+    ),
+    ("outrider_endpoint_healthy", &["upstream", "endpoint"]),
+    ("outrider_upstream_retries_total", &["upstream", "reason"]),
+    ("outrider_upstream_retries_refused_total", &["upstream"]),
     (
         "outrider_compression_responses_total",
         &["route", "algorithm"],

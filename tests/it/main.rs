@@ -38,5 +38,6 @@ mod misbehaving_backends;
 mod proxy;
 mod proxy_basics;
 mod reload;
+mod resilience;
 mod tls;
 mod upgrade;

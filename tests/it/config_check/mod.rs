@@ -13,5 +13,6 @@ mod compiled;
 mod conformance;
 mod errors;
 pub(crate) mod helpers;
+mod resilience;
 mod slo;
 mod valid;

@@ -159,6 +159,10 @@ fn reference_config_lists_every_key_of_the_schema() {
             vec!["upstreams", "app", "breaker"],
             json_keys(&schema::Breaker::default()),
         ),
+        (
+            vec!["upstreams", "app", "retry"],
+            json_keys(&schema::Retry::default()),
+        ),
         (vec!["cache"], json_keys(&schema::CacheStore::default())),
         (vec!["defaults"], json_keys(&schema::Defaults::default())),
         (

@@ -1,0 +1,143 @@
+//! `[upstreams.X.health_check]`: the background service that probes each endpoint on its own
+//! jittered schedule (`GET path`, a status in `expect_status` within `timeout` is a success),
+//! feeds `resilience::EndpointHealth` (whose verdict `resilience::admit` reads to take an
+//! endpoint out of the rotation) and exports `outrider_health_check_total` and
+//! `outrider_endpoint_healthy`. Probes are plain HTTP/1.1 over TCP (a TLS upstream's probe
+//! checks that the port accepts connections only).
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Shared;
+use crate::config::policy::HealthCheckPolicy;
+
+/// How often the schedule is looked at; probes are due on their own intervals.
+const TICK: Duration = Duration::from_millis(50);
+
+pub(crate) struct HealthProber(pub(crate) Arc<Shared>);
+
+#[async_trait]
+impl BackgroundService for HealthProber {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut next_due: HashMap<(Arc<str>, String), Instant> = HashMap::new();
+        let random = std::collections::hash_map::RandomState::new();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let active = self.0.policy();
+            let now = Instant::now();
+            for (ui, upstream) in active.policy.upstreams.iter().enumerate() {
+                let Some(policy) = &upstream.health_check else {
+                    continue;
+                };
+                for (ei, endpoint) in upstream.endpoints.iter().enumerate() {
+                    let key = (upstream.name.clone(), endpoint.label.clone());
+                    // A new endpoint's first probe lands anywhere in its first interval.
+                    let due = *next_due
+                        .entry(key.clone())
+                        .or_insert_with(|| now + jitter(policy.interval, random.hash_one(&key)));
+                    if due > now {
+                        continue;
+                    }
+                    next_due.insert(
+                        key.clone(),
+                        now + policy.interval.mul_f64(0.9)
+                            + jitter(policy.interval / 5, random.hash_one((&key, now))),
+                    );
+                    let shared = self.0.clone();
+                    let (policy, addr, tls) = (policy.clone(), endpoint.addr, upstream.tls);
+                    let (upstream_name, label) = key;
+                    tokio::spawn(async move {
+                        let ok = probe(addr, tls, &policy).await;
+                        record(&shared, ui, ei, &upstream_name, &label, ok, &policy);
+                    });
+                }
+            }
+            next_due.retain(|(u, e), _| {
+                active.policy.upstream(u).is_some_and(|up| {
+                    up.health_check.is_some() && up.endpoints.iter().any(|x| &x.label == e)
+                })
+            });
+        }
+    }
+}
+
+fn jitter(span: Duration, random: u64) -> Duration {
+    let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(random % nanos)
+}
+
+/// Records a probe's result against the endpoint's health in the policy that is current now
+/// (by name: the policy may have been reloaded while the probe ran).
+fn record(
+    shared: &Shared,
+    ui: usize,
+    ei: usize,
+    upstream: &str,
+    label: &str,
+    ok: bool,
+    policy: &HealthCheckPolicy,
+) {
+    let active = shared.policy();
+    let same = active.policy.upstreams.get(ui).is_some_and(|u| {
+        &*u.name == upstream && u.endpoints.get(ei).is_some_and(|e| e.label == label)
+    });
+    shared.metrics.health_check(upstream, label, ok);
+    let Some(health) = active
+        .health
+        .get(ui)
+        .and_then(|h| h.get(ei))
+        .filter(|_| same)
+    else {
+        return;
+    };
+    if let Some(healthy) = health.record(ok, policy) {
+        if healthy {
+            info!("health check: upstream={upstream} endpoint={label} is healthy again");
+        } else {
+            warn!("health check: upstream={upstream} endpoint={label} is unhealthy, taken out");
+        }
+    }
+    shared
+        .metrics
+        .endpoint_healthy(upstream, label, health.is_healthy());
+}
+
+/// One probe: `GET path` answered with an expected status within `timeout`.
+async fn probe(addr: SocketAddr, tls: bool, policy: &HealthCheckPolicy) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        if tls {
+            return Some(true);
+        }
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: outrider-health-check\r\n\
+             Connection: close\r\n\r\n",
+            policy.path
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        let status: u16 = std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()?;
+        Some(head.starts_with(b"HTTP/1.") && policy.expect_status.contains(&status))
+    };
+    matches!(
+        tokio::time::timeout(policy.timeout, attempt).await,
+        Ok(Some(true))
+    )
+}
