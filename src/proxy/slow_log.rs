@@ -55,6 +55,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) retries: u8,
     /// `breaker_open` or `over_limit` when the upstream refused the request, else `-`.
     pub(crate) refused: &'a str,
+    /// The request failed at or past its route's `deadline` (the deadline, not the upstream's
+    /// own timeout, ended it).
+    pub(crate) deadline: bool,
     pub(crate) error: &'a str,
     /// Slow requests not logged since the previous line (the rate limit).
     pub(crate) suppressed: u64,
@@ -162,6 +165,11 @@ pub(super) fn log_if_slow(
             refused: ctx
                 .rejected
                 .map_or("-", |r| resilience::cause_label(r.cause)),
+            deadline: e.is_some()
+                && ctx
+                    .route()
+                    .and_then(|r| r.deadline)
+                    .is_some_and(|deadline| elapsed >= deadline),
             error: e.map_or("-", |e| Failure::classify(e).label()),
             suppressed,
         },
@@ -203,7 +211,7 @@ fn write(format: LogFormat, e: &Entry<'_>) {
             .and_then(|_| out.write_all(b"\n")),
         LogFormat::Text => writeln!(
             out,
-            "ts={} log={} method={} path={:?} route={} upstream={} endpoint={} status={} threshold_ms={:.3} duration_ms={:.3} before_upstream_ms={} upstream_ms={} connect_ms={} first_byte_ms={} connection_reused={} body_ms={} cache={} compression={} bytes_sent={} retries={} refused={} error={} suppressed={}",
+            "ts={} log={} method={} path={:?} route={} upstream={} endpoint={} status={} threshold_ms={:.3} duration_ms={:.3} before_upstream_ms={} upstream_ms={} connect_ms={} first_byte_ms={} connection_reused={} body_ms={} cache={} compression={} bytes_sent={} retries={} refused={} deadline={} error={} suppressed={}",
             e.ts,
             e.log,
             e.method,
@@ -225,6 +233,7 @@ fn write(format: LogFormat, e: &Entry<'_>) {
             e.bytes_sent,
             e.retries,
             e.refused,
+            e.deadline,
             e.error,
             e.suppressed
         ),

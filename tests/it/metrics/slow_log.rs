@@ -114,9 +114,48 @@ async fn slow_requests_log_one_json_line_fast_ones_none() {
     assert_eq!(v["cache"], "-", "the route does not cache");
     assert_eq!(v["retries"], 0);
     assert_eq!(v["refused"], "-");
+    assert_eq!(v["deadline"], false);
     assert_eq!(v["error"], "-");
     assert_eq!(v["suppressed"], 0);
     assert!(v["bytes_sent"].as_u64().is_some(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_cut_by_its_deadline_says_so() {
+    let origin = Origin::start();
+    let mut proxy = BinaryProxy::spawn(|data, admin| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{data}\"\nthreads = 2\ngrace_period = \"1s\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+             [log]\nlevel = \"warn\"\nformat = \"json\"\n\n\
+             {}\
+             [[routes]]\nname = \"api\"\nupstream = \"app\"\nmatch = {{ path_prefix = \"/api/\" }}\n\
+             slow_request = \"100ms\"\ndeadline = \"500ms\"\n",
+            origin.upstream_toml("app"),
+        )
+    });
+    let lines = Lines::of(&mut proxy);
+    let base = format!("http://{}", proxy.addr);
+    // Slower than slow_request, inside the deadline: logged, not a deadline.
+    expect_status("GET", format!("{base}/api/slow?delay_ms=200"), 200).await;
+    // The origin would answer after 5 s: the deadline cuts it at 500 ms.
+    expect_status("GET", format!("{base}/api/stuck?delay_ms=5000"), 504).await;
+    wait_until("the slow lines", Duration::from_secs(10), || {
+        lines.count() >= 2
+    });
+    let out = stop(proxy, lines);
+    let line = |path: &str| -> Value {
+        out.iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .find(|v| v["path"] == path)
+            .unwrap_or_else(|| panic!("no line for {path}: {out:#?}"))
+    };
+    let slow = line("/api/slow");
+    assert_eq!(slow["deadline"], false, "{slow}");
+    let stuck = line("/api/stuck");
+    assert_eq!(stuck["status"], 504, "{stuck}");
+    assert_eq!(stuck["deadline"], true, "{stuck}");
+    assert!(stuck["duration_ms"].as_f64().unwrap() < 4000.0, "{stuck}");
 }
 
 /// Waits until `n` requests are counted: the slow line (or its suppression) comes first in
