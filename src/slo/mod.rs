@@ -16,6 +16,7 @@
 //! `crate::metrics` registers (`tests/it/alerts/` checks that each one exists).
 
 mod rules;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -116,8 +117,8 @@ pub fn render(policy: &Policy, options: &Options, format: Format) -> Result<Stri
         options.source, options.job
     );
     let body = match format {
-        Format::Prometheus => serde_yaml_ng::to_string(&file),
-        Format::PrometheusRule => serde_yaml_ng::to_string(&PrometheusRule {
+        Format::Prometheus => serde_json::to_value(&file),
+        Format::PrometheusRule => serde_json::to_value(&PrometheusRule {
             api_version: "monitoring.coreos.com/v1",
             kind: "PrometheusRule",
             metadata: Metadata {
@@ -128,7 +129,7 @@ pub fn render(policy: &Policy, options: &Options, format: Format) -> Result<Stri
         }),
     }
     .map_err(|e| format!("cannot write the rules as YAML: {e}"))?;
-    Ok(header + &body)
+    Ok(header + &yaml::to_yaml(&body))
 }
 
 /// The latency objectives of `policy` in seconds, sorted and deduplicated: the bucket
