@@ -161,8 +161,10 @@ pub(crate) async fn admin_loop(
     (reads, failed)
 }
 
-/// Kills the backend `down` before the end of each fault period and brings it back on the same
-/// address at the end of it; returns the running origin and how many outages there were.
+/// Kills the backend's first endpoint `down` before the end of each fault period and brings it
+/// back on the same address at the end of it (the flapping endpoint is down then too, see
+/// [`flap_loop`]: a whole-backend outage); returns the running origin and how many outages
+/// there were.
 pub(crate) fn fault_loop(
     origin: Origin,
     bodies: Arc<Bodies>,
@@ -198,6 +200,100 @@ pub(crate) fn fault_loop(
         outages += 1;
     }
     (origin.expect("the origin runs between outages"), outages)
+}
+
+/// Kills the flapping endpoint whenever `down_at(time into the run)` says so and brings it back
+/// on the same address when it no longer does (checked every 10 ms: a schedule, not a wait for
+/// anything); returns the running origin, up again at the end, and how many times it went down.
+pub(crate) fn flap_loop(
+    origin: Origin,
+    bodies: Arc<Bodies>,
+    start: Instant,
+    down_at: impl Fn(Duration) -> bool,
+    until: Instant,
+) -> (Origin, u32) {
+    let addr = origin.addr;
+    let mut origin = Some(origin);
+    let mut kills = 0;
+    loop {
+        let now = Instant::now();
+        let down = now < until && down_at(now.saturating_duration_since(start));
+        match (&origin, down) {
+            (Some(_), true) => {
+                drop(origin.take());
+                kills += 1;
+            }
+            (None, false) => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpListener::bind(addr).is_err() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{addr} stayed taken after the kill"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                origin = Some(Origin::with_handler_at(
+                    addr,
+                    origin_handler(bodies.clone()),
+                ));
+            }
+            _ => {}
+        }
+        if now >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (
+        origin.expect("the flapping endpoint is up at the end"),
+        kills,
+    )
+}
+
+/// What the health checks said of the flapping endpoint, polled from
+/// `outrider_endpoint_healthy` every 100 ms: transitions to unhealthy and back to healthy.
+#[derive(Default, Debug)]
+pub(crate) struct HealthWatch {
+    pub(crate) polls: u64,
+    pub(crate) to_unhealthy: u64,
+    pub(crate) to_healthy: u64,
+    pub(crate) failed: Vec<String>,
+}
+
+pub(crate) async fn health_watch(
+    admin: SocketAddr,
+    endpoint: String,
+    until: Instant,
+) -> HealthWatch {
+    let http = support::client();
+    let url = format!("http://{admin}/metrics");
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut w = HealthWatch::default();
+    let mut last: Option<bool> = None;
+    while Instant::now() < until {
+        tick.tick().await;
+        let text = match http.get(&url).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(e) => {
+                w.failed.push(e.to_string());
+                continue;
+            }
+        };
+        w.polls += 1;
+        let labels = [("upstream", "app"), ("endpoint", endpoint.as_str())];
+        let Some(v) = support::metric(&text, "outrider_endpoint_healthy", &labels) else {
+            continue;
+        };
+        let healthy = v >= 1.0;
+        match (last, healthy) {
+            (Some(true), false) => w.to_unhealthy += 1,
+            (Some(false), true) if w.to_unhealthy > 0 => w.to_healthy += 1,
+            _ => {}
+        }
+        last = Some(healthy);
+    }
+    w
 }
 
 fn sleep_until(at: Instant) {

@@ -5,19 +5,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::support::{Recorded, Reply};
-use crate::TAGS;
+use crate::{HEALTH_PATH, TAGS};
 
 // === the content ===
 
 /// What the origin serves, by path: `/static/{k}.css` (cacheable text), `/static/{k}.bin`
 /// (cacheable, incompressible), `/api/items/{k}` (cacheable JSON, short TTL, POST invalidates),
-/// `/live/{k}` (JSON, `no-store`).
+/// `/live/{k}` (JSON, `no-store`), `/limited/{k}` (the same, behind the rate-limited route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Css,
     Bin,
     Api,
     Live,
+    Limited,
 }
 
 impl Kind {
@@ -35,6 +36,9 @@ impl Kind {
         if let Some(k) = path.strip_prefix("/api/items/") {
             return Some((Kind::Api, k.parse().ok()?));
         }
+        if let Some(k) = path.strip_prefix("/limited/") {
+            return Some((Kind::Limited, k.parse().ok()?));
+        }
         let k = path.strip_prefix("/live/")?;
         Some((Kind::Live, k.parse().ok()?))
     }
@@ -45,6 +49,7 @@ impl Kind {
             Kind::Bin => format!("/static/{k}.bin"),
             Kind::Api => format!("/api/items/{k}?page=1"),
             Kind::Live => format!("/live/{k}"),
+            Kind::Limited => format!("/limited/{k}"),
         }
     }
 
@@ -54,7 +59,7 @@ impl Kind {
             Kind::Css => 1024 + (k * 7919 % 24) * 1024,
             Kind::Bin => 2048 + (k * 104_729 % 8) * 1024,
             Kind::Api => 512 + (k * 31 % 16) * 512,
-            Kind::Live => 256 + (k * 17 % 32) * 512,
+            Kind::Live | Kind::Limited => 256 + (k * 17 % 32) * 512,
         }
     }
 }
@@ -104,6 +109,9 @@ pub(crate) fn origin_handler(
     bodies: Arc<Bodies>,
 ) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
     move |req| {
+        if req.uri == HEALTH_PATH {
+            return Reply::ok("ok");
+        }
         let Some((kind, k)) = Kind::parse(&req.uri) else {
             return Reply::status(404);
         };
@@ -124,7 +132,7 @@ pub(crate) fn origin_handler(
             Kind::Api => reply
                 .header("content-type", "application/json")
                 .header("surrogate-key", &format!("api {tag}")),
-            Kind::Live => reply
+            Kind::Live | Kind::Limited => reply
                 .header("content-type", "application/json")
                 .header("cache-control", "no-store"),
         }

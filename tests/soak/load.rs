@@ -13,7 +13,8 @@ use reqwest::Method;
 use crate::content::{Bodies, Kind, Rng};
 use crate::{
     API_KEYS, BIN_KEYS, CSS_KEYS, DECODE_ONE_IN, ENCODINGS, HOT_KEYS, KNOWN_CLOSE_AFTER_ERROR,
-    KNOWN_H2C_HEAD_MISS, LIVE_KEYS, REMEMBERED_ETAGS, REQUEST_TIMEOUT,
+    KNOWN_H2C_HEAD_MISS, LIMITED_KEYS, LIMITED_ONE_IN, LIVE_KEYS, RATE_KEY_HEADER,
+    REMEMBERED_ETAGS, REQUEST_TIMEOUT,
 };
 
 // === the load ===
@@ -26,13 +27,30 @@ struct Plan {
     ae: usize,
     if_none_match: Option<String>,
     no_cache: bool,
+    /// The `RATE_KEY_HEADER` value of a request to the rate-limited route.
+    client_key: Option<u64>,
 }
 
 /// The request mix, per 100: 38 css (half hot keys), 7 bin, 18 api, 10 conditional (a
-/// remembered ETag), 15 live, 5 HEAD, 4 POST (invalidates), 3 api with `no-cache`.
+/// remembered ETag), 15 live, 5 HEAD, 4 POST (invalidates), 3 api with `no-cache`; and, before
+/// that, one request in `LIMITED_ONE_IN` goes to the rate-limited route with one of
+/// `LIMITED_KEYS` client keys.
 fn plan(rng: &mut Rng, etags: &[(String, usize, String)]) -> Plan {
-    let roll = rng.below(100);
     let ae = rng.below(ENCODINGS.len() as u64) as usize;
+    if rng.below(LIMITED_ONE_IN) == 0 {
+        let k = rng.below(LIVE_KEYS);
+        return Plan {
+            method: Method::GET,
+            kind: Kind::Limited,
+            key: k,
+            path: Kind::Limited.path(k),
+            ae,
+            if_none_match: None,
+            no_cache: false,
+            client_key: Some(rng.below(LIMITED_KEYS)),
+        };
+    }
+    let roll = rng.below(100);
     let key = |rng: &mut Rng, n: u64| {
         if rng.below(2) == 0 {
             rng.below(HOT_KEYS)
@@ -55,6 +73,7 @@ fn plan(rng: &mut Rng, etags: &[(String, usize, String)]) -> Plan {
                 ae: *ae,
                 if_none_match: Some(etag.clone()),
                 no_cache: false,
+                client_key: None,
             };
         }
         63..=87 => (Method::GET, Kind::Live, rng.below(LIVE_KEYS)),
@@ -70,6 +89,7 @@ fn plan(rng: &mut Rng, etags: &[(String, usize, String)]) -> Plan {
                 ae,
                 if_none_match: None,
                 no_cache: true,
+                client_key: None,
             };
         }
     };
@@ -81,6 +101,7 @@ fn plan(rng: &mut Rng, etags: &[(String, usize, String)]) -> Plan {
         ae,
         if_none_match: None,
         no_cache: false,
+        client_key: None,
     }
 }
 
@@ -103,6 +124,8 @@ pub(crate) struct Tally {
     pub(crate) known: BTreeMap<&'static str, u64>,
     /// The first response of each cause: what it looked like.
     pub(crate) examples: BTreeMap<&'static str, String>,
+    /// The rate-limited route, by client key: (200s, 429s, other statuses).
+    pub(crate) limited: BTreeMap<u64, (u64, u64, u64)>,
 }
 
 impl Tally {
@@ -128,6 +151,12 @@ impl Tally {
         }
         for (k, v) in other.examples {
             self.examples.entry(k).or_insert(v);
+        }
+        for (k, (ok, limited, rest)) in other.limited {
+            let e = self.limited.entry(k).or_default();
+            e.0 += ok;
+            e.1 += limited;
+            e.2 += rest;
         }
     }
 
@@ -158,8 +187,9 @@ fn note(slot: &mut (u64, Vec<String>), what: String) {
     }
 }
 
-/// Why a response looks the way it does, from what the client can see.
-fn cause(status: u16, headers: &HeaderMap, body: &[u8]) -> &'static str {
+/// Why a response looks the way it does, from what the client can see (`limited`: the request
+/// went to the rate-limited route, the only one where a 429 is expected).
+fn cause(status: u16, headers: &HeaderMap, body: &[u8], limited: bool) -> &'static str {
     let cache_status = headers
         .get("cache-status")
         .and_then(|v| v.to_str().ok())
@@ -191,6 +221,7 @@ fn cause(status: u16, headers: &HeaderMap, body: &[u8]) -> &'static str {
         503 if headers.contains_key("retry-after") && body.is_empty() => "503 refused (HEAD)",
         503 => "503 other",
         504 => "504 upstream timeout",
+        429 if limited && headers.contains_key("retry-after") => "429 rate limited",
         _ => "unexpected status",
     }
 }
@@ -289,6 +320,9 @@ pub(crate) async fn load(id: usize, h2c: bool, ctx: Arc<LoadCtx>) -> Tally {
         if plan.no_cache {
             req = req.header(CACHE_CONTROL, "no-cache");
         }
+        if let Some(key) = plan.client_key {
+            req = req.header(RATE_KEY_HEADER, format!("client-{key}"));
+        }
         if plan.method == Method::POST {
             req = req
                 .header("content-type", "application/json")
@@ -356,7 +390,7 @@ pub(crate) async fn load(id: usize, h2c: bool, ctx: Arc<LoadCtx>) -> Tally {
                 continue;
             }
         };
-        let cause = cause(status, &headers, &body);
+        let cause = cause(status, &headers, &body, plan.client_key.is_some());
         previous = Some(cause);
         if plan.if_none_match.is_some() && measured {
             t.conditional.0 += 1;
@@ -384,6 +418,14 @@ pub(crate) async fn load(id: usize, h2c: bool, ctx: Arc<LoadCtx>) -> Tally {
                 .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
             if status == 200 {
                 *t.by_encoding.entry(coding).or_default() += 1;
+            }
+            if let Some(key) = plan.client_key {
+                let e = t.limited.entry(key).or_default();
+                match status {
+                    200 => e.0 += 1,
+                    429 => e.1 += 1,
+                    _ => e.2 += 1,
+                }
             }
         }
         if !accepted(plan.ae, coding) {
@@ -425,6 +467,11 @@ pub(crate) async fn load(id: usize, h2c: bool, ctx: Arc<LoadCtx>) -> Tally {
                     ),
                 );
             }
+        }
+        // Conditional requests carry no client key: the rate-limited route's ETags are not
+        // remembered.
+        if plan.client_key.is_some() {
+            continue;
         }
         if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok()) {
             let entry = (plan.path, plan.ae, etag.to_string());

@@ -3,6 +3,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::{
+    HEALTHY_THRESHOLD, HEALTH_INTERVAL_MS, HEALTH_PATH, HEALTH_TIMEOUT_MS, RATE_BURST,
+    RATE_KEY_HEADER, RATE_REQUESTS, UNHEALTHY_THRESHOLD,
+};
+
 // === the policies ===
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,7 +18,10 @@ pub(crate) enum Variant {
     Invalid,
 }
 
-pub(crate) fn policy(data: u16, admin: u16, origin: SocketAddr, variant: Variant) -> String {
+/// Both valid files carry the same second endpoint, health check, retry policy and rate limit
+/// (a route keeps its buckets across a reload only while its limit stays the same).
+pub(crate) fn policy(data: u16, admin: u16, origins: [SocketAddr; 2], variant: Variant) -> String {
+    let [origin, flapping] = origins;
     let (gzip, brotli, zstd, api_ttl, static_ttl, timing) = match variant {
         Variant::A => (6, 4, 3, "2s", "30s", false),
         Variant::B => (5, 5, 4, "3s", "60s", true),
@@ -33,7 +41,7 @@ level = "warn"
 access_log = true
 
 [upstreams.app]
-endpoints = ["{origin}"]
+endpoints = ["{origin}", "{flapping}"]
 connect_timeout = "500ms"
 read_timeout = "5s"
 max_concurrent = 256
@@ -47,6 +55,21 @@ window = "10s"
 open_for = "500ms"
 max_open_for = "2s"
 half_open_probes = 2
+
+[upstreams.app.health_check]
+path = "{HEALTH_PATH}"
+interval = "{HEALTH_INTERVAL_MS}ms"
+timeout = "{HEALTH_TIMEOUT_MS}ms"
+healthy_threshold = {HEALTHY_THRESHOLD}
+unhealthy_threshold = {UNHEALTHY_THRESHOLD}
+expect_status = [200]
+
+[upstreams.app.retry]
+attempts = 2
+on = ["connect-failure", "reset"]
+idempotent_only = true
+backoff = "0s"
+budget = "20%"
 
 [cache]
 max_size = "8MiB"
@@ -77,6 +100,11 @@ cache = {{ enabled = true, default_ttl = "{static_ttl}", stale_if_error = "10m",
 name = "api"
 match = {{ path_prefix = "/api/", methods = ["GET", "HEAD", "POST"] }}
 cache = {{ enabled = true, default_ttl = "{api_ttl}", stale_while_revalidate = "1s", stale_if_error = "30s" }}
+
+[[routes]]
+name = "limited"
+match = {{ path_prefix = "/limited/" }}
+rate_limit = {{ requests = {RATE_REQUESTS}, per = "1s", burst = {RATE_BURST}, key = "header:{RATE_KEY_HEADER}" }}
 
 [[routes]]
 name = "live"

@@ -113,3 +113,24 @@ pub(crate) fn scan_log(text: &str) -> LogScan {
 pub(crate) fn count_lines(path: &Path) -> u64 {
     File::open(path).map_or(0, |f| BufReader::new(f).lines().count() as u64)
 }
+
+/// The sum of every series of `name` that carries all of `labels` (`support::metric` reads
+/// the first one only).
+pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(series, value)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let have: Vec<(&str, &str)> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k, v.trim_matches('"')))
+                .collect();
+            (n == name && labels.iter().all(|l| have.contains(l)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}

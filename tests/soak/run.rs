@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::background::{admin_loop, fault_loop, purge_loop, reload_loop, sample_loop, Sample};
+use crate::background::{
+    admin_loop, fault_loop, flap_loop, health_watch, purge_loop, reload_loop, sample_loop, Sample,
+};
 use crate::content::{origin_handler, Bodies, Kind};
 use crate::load::{load, LoadCtx, Tally};
 use crate::policies::{policy, write_renamed, Variant};
 use crate::proxy_process::ProxyProcess;
-use crate::report::{count_lines, mib, percentile, scan_log, thousands};
+use crate::report::{count_lines, metric_sum, mib, percentile, scan_log, thousands};
 use crate::schedule::Schedule;
 use crate::support::{metric, Origin};
 use crate::{
     support, CACHE_BUDGET, CLIENTS, FD_MARGIN, H2C_CLIENTS, KNOWN_CLOSE_AFTER_ERROR,
-    KNOWN_DANGLING_LOCK, KNOWN_H2C_HEAD_MISS, RSS_MARGIN,
+    KNOWN_DANGLING_LOCK, KNOWN_H2C_HEAD_MISS, LIMITED_KEYS, RATE_BURST, RATE_MARGIN, RATE_REQUESTS,
+    RSS_MARGIN,
 };
 
 // === the run ===
@@ -27,11 +30,14 @@ async fn soak_under_faults() {
     let s = Schedule::from_env();
     let bodies = Arc::new(Bodies::new());
     let origin = Origin::with_handler(origin_handler(bodies.clone()));
-    let origin_addr = origin.addr;
-    let mut proxy = ProxyProcess::spawn(|d, a| policy(d, a, origin_addr, Variant::A));
+    // The second endpoint, which flaps: its port is bound here and kept for the whole run.
+    let flapping = Origin::with_handler(origin_handler(bodies.clone()));
+    let origins = [origin.addr, flapping.addr];
+    let flap_label = flapping.addr.to_string();
+    let mut proxy = ProxyProcess::spawn(|d, a| policy(d, a, origins, Variant::A));
     let (data_port, admin_port) = (proxy.addr.port(), proxy.admin.port());
     let texts = [Variant::A, Variant::B, Variant::Invalid]
-        .map(|v| policy(data_port, admin_port, origin_addr, v));
+        .map(|v| policy(data_port, admin_port, origins, v));
     let idle = proxy.probe().expect("probe the idle proxy");
 
     // Warm-up: load only, not counted.
@@ -60,6 +66,11 @@ async fn soak_under_faults() {
         let (bodies, period, down) = (bodies.clone(), s.fault_period, s.down);
         std::thread::spawn(move || fault_loop(origin, bodies, start, period, down, until))
     };
+    let flaps = {
+        let (bodies, s) = (bodies.clone(), s.clone());
+        std::thread::spawn(move || flap_loop(flapping, bodies, start, |t| s.flap_down_at(t), until))
+    };
+    let health = tokio::spawn(health_watch(proxy.admin, flap_label.clone(), until));
     let reloads = tokio::spawn(reload_loop(
         proxy.admin,
         proxy.config.clone(),
@@ -78,6 +89,11 @@ async fn soak_under_faults() {
         .await
         .expect("join")
         .expect("fault thread");
+    let (flapping, flap_kills) = tokio::task::spawn_blocking(move || flaps.join())
+        .await
+        .expect("join")
+        .expect("flap thread");
+    let health = health.await.expect("health watcher");
     ctx.stop.store(true, Ordering::Relaxed);
     let mut tally = Tally::default();
     for c in clients {
@@ -154,7 +170,12 @@ async fn soak_under_faults() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     drop(origin);
-    let log = scan_log(&proxy.log_text());
+    drop(flapping);
+    let log_text = proxy.log_text();
+    let log = scan_log(&log_text);
+    let taken_out = format!("endpoint={flap_label} is unhealthy");
+    let flap_taken_out = log_text.lines().filter(|l| l.contains(&taken_out)).count();
+    drop(log_text);
     let access_lines = count_lines(&proxy.access_log);
 
     // The report.
@@ -291,6 +312,83 @@ async fn soak_under_faults() {
             })
             .collect::<Vec<_>>()
             .join(", "),
+    );
+    let ran_s = ran.as_secs_f64();
+    // Per key: a full bucket at the start of the run, then `RATE_REQUESTS` a second.
+    let rate_bound = RATE_REQUESTS as f64 * ran_s + RATE_BURST as f64;
+    let rate_allowed = (rate_bound * 1.01) as u64 + RATE_MARGIN;
+    let limited_200: u64 = tally.limited.values().map(|v| v.0).sum();
+    let limited_429: u64 = tally.limited.values().map(|v| v.1).sum();
+    let limited_other: u64 = tally.limited.values().map(|v| v.2).sum();
+    row(
+        "rate-limited route",
+        format!(
+            "{} 200s, {} 429s (with Retry-After), {} other, over {LIMITED_KEYS} keys at {RATE_REQUESTS}/s, burst {RATE_BURST}: at most {rate_bound:.0} 200s per key; per key 200s/429s {}; outrider_rate_limited_total {} (warm-up included)",
+            thousands(limited_200),
+            thousands(limited_429),
+            thousands(limited_other),
+            tally
+                .limited
+                .iter()
+                .map(|(k, v)| format!("client-{k} {}/{}", v.0, v.1))
+                .collect::<Vec<_>>()
+                .join(", "),
+            m("outrider_rate_limited_total", &[("route", "limited")])
+        ),
+    );
+    let retries = metric_sum(&metrics, "outrider_upstream_retries_total", &[]);
+    row(
+        "retries (/metrics)",
+        format!(
+            "{} in all: {}; {} refused by the budget",
+            thousands(retries as u64),
+            [
+                "connect-failure",
+                "reset",
+                "timeout",
+                "502",
+                "503",
+                "504",
+                "status"
+            ]
+            .iter()
+            .map(|r| format!(
+                "{r} {}",
+                thousands(metric_sum(
+                    &metrics,
+                    "outrider_upstream_retries_total",
+                    &[("reason", r)]
+                ) as u64)
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+            thousands(metric_sum(&metrics, "outrider_upstream_retries_refused_total", &[]) as u64)
+        ),
+    );
+    let checks = |labels: &[(&str, &str)]| {
+        thousands(metric_sum(&metrics, "outrider_health_check_total", labels) as u64)
+    };
+    row(
+        "health checks (/metrics)",
+        format!(
+            "ok {}, fail {}; of the flapping endpoint: ok {}, fail {}",
+            checks(&[("result", "ok")]),
+            checks(&[("result", "fail")]),
+            checks(&[("endpoint", &flap_label), ("result", "ok")]),
+            checks(&[("endpoint", &flap_label), ("result", "fail")])
+        ),
+    );
+    row(
+        "flapping endpoint",
+        format!(
+            "down {flap_kills} times ({:.1} s every {:.1} s, and in every outage); seen unhealthy {} times and healthy again {} times ({} polls of /metrics, {} failed); {flap_taken_out} \"taken out\" warnings in the log",
+            s.flap_down.as_secs_f64(),
+            s.flap_period.as_secs_f64(),
+            health.to_unhealthy,
+            health.to_healthy,
+            health.polls,
+            health.failed.len()
+        ),
     );
     row(
         "cache at the end",
@@ -430,6 +528,7 @@ async fn soak_under_faults() {
         "503 breaker open",
         "503 refused (HEAD)",
         "504 ",
+        "429 rate limited",
     ];
     let unexpected: Vec<_> = tally
         .by_cause
@@ -484,6 +583,31 @@ async fn soak_under_faults() {
         mib(warm.rss_kib),
         mib(at_stop.rss_kib),
         mib(rss_bound)
+    );
+    for (key, (ok, _, _)) in &tally.limited {
+        assert!(
+            *ok <= rate_allowed,
+            "client-{key} got {ok} 200s on the rate-limited route in {ran_s:.1} s: more than \
+             {RATE_REQUESTS}/s + a burst of {RATE_BURST} allows ({rate_bound:.0}, {rate_allowed} with the margin)"
+        );
+    }
+    assert!(
+        limited_200 > 0 && limited_429 > 0,
+        "the rate-limited route saw {limited_200} 200s and {limited_429} 429s"
+    );
+    assert!(
+        m("outrider_rate_limited_total", &[("route", "limited")]) >= limited_429 as f64,
+        "every 429 is counted in outrider_rate_limited_total"
+    );
+    assert!(retries >= 1.0, "no retry while an endpoint flapped");
+    assert!(
+        health.to_unhealthy >= 1 && health.to_healthy >= 1,
+        "the flapping endpoint {flap_label} was not seen marked unhealthy and healthy again: {health:?}"
+    );
+    assert!(
+        health.failed.is_empty(),
+        "/metrics polls: {:?}",
+        health.failed
     );
     let exit = exit.expect("outrider did not exit within 15 s of SIGTERM");
     assert!(exit.success(), "exit after SIGTERM: {exit}");
