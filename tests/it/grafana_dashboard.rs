@@ -539,7 +539,8 @@ fn recorded_series_come_from_the_shipped_rules() {
     let rules = std::fs::read_to_string(repo_file("conf/prometheus/outrider-rules.yaml")).unwrap();
     for (name, _) in RECORDED {
         assert!(
-            rules.contains(&format!("record: {name}\n")),
+            rules.contains(&format!("record: {name}\n"))
+                || rules.contains(&format!("record: \"{name}\"\n")),
             "`{name}` is not recorded by conf/prometheus/outrider-rules.yaml"
         );
     }
