@@ -28,13 +28,27 @@ use outrider::server::{self, Launch};
 #[allow(unused_imports)]
 pub use origin::{Origin, Recorded, Reply};
 
-/// A port that was free a moment ago. Pingora cannot bind port 0 and report it back, so tests
-/// pick ports first; the race with another process is tiny on loopback.
+/// A free port below the kernel's ephemeral range (32768-60999 on Linux), handed out once per
+/// test process. Pingora cannot bind port 0 and report it back, so tests pick ports first. A
+/// port from bind(0) is an ephemeral one, and in the one-binary suite another test's backend
+/// (which binds port 0) or client socket could take it before the proxy bound it: the proxy's
+/// admin port then answered as a test backend. Nothing here binds below the ephemeral range
+/// but this function, which never hands a port out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_700;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Where this process starts, so that two suites run at once rarely meet.
+    let start = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + n) % COUNT).expect("below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range");
 }
 
 /// Polls until `cond` holds or `deadline` passes; panics with `what` on timeout.
