@@ -217,9 +217,19 @@ fn unit_test(rules_text: &str, interval: &str, cases: &[Case<'_>]) -> String {
             })
         })
         .collect();
+    // Without an order promtool evaluates the groups in map order, different from run to run;
+    // an alert group run before the recording group reads the previous step's records, and with
+    // a step longer than the 5m lookback it sees none at all.
+    let group_order: Vec<&str> = rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
     let test_file = json!({
         "rule_files": ["rules.yaml"],
         "evaluation_interval": interval,
+        "group_eval_order": group_order,
         "tests": tests,
     });
     let dir = tempfile::tempdir().expect("tempdir");
