@@ -518,6 +518,23 @@ impl Metrics {
                 }
                 let _ = self.retries_refused.remove_label_values(&[&*u.name]);
             }
+            // An endpoint no longer probed (removed, or its upstream's health check turned off)
+            // would otherwise keep exporting its last verdict, which alerts and the dashboard read.
+            let still_probed = |label: &str| {
+                current.upstream(&u.name).is_some_and(|c| {
+                    c.health_check.is_some() && c.endpoints.iter().any(|e| e.label == label)
+                })
+            };
+            for e in u.endpoints.iter().filter(|e| !still_probed(&e.label)) {
+                let _ = self
+                    .endpoint_healthy
+                    .remove_label_values(&[&*u.name, &e.label]);
+                for result in ["ok", "fail"] {
+                    let _ = self
+                        .health_checks
+                        .remove_label_values(&[&*u.name, &e.label, result]);
+                }
+            }
         }
     }
 

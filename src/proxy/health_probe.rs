@@ -95,9 +95,12 @@ fn record(
 ) {
     let active = shared.policy();
     let same = active.policy.upstreams.get(ui).is_some_and(|u| {
-        &*u.name == upstream && u.endpoints.get(ei).is_some_and(|e| e.label == label)
+        &*u.name == upstream
+            && u.health_check.is_some()
+            && u.endpoints.get(ei).is_some_and(|e| e.label == label)
     });
-    shared.metrics.health_check(upstream, label, ok);
+    // A probe that was in flight across a reload removing its endpoint is dropped, so that
+    // it does not bring back the series the reload pruned.
     let Some(health) = active
         .health
         .get(ui)
@@ -106,6 +109,7 @@ fn record(
     else {
         return;
     };
+    shared.metrics.health_check(upstream, label, ok);
     if let Some(healthy) = health.record(ok, policy) {
         if healthy {
             info!("health check: upstream={upstream} endpoint={label} is healthy again");

@@ -25,17 +25,20 @@ fn conf(endpoints: &[SocketAddr]) -> String {
     )
 }
 
-fn start(endpoints: &[SocketAddr]) -> Proxy {
-    Proxy::start_with(|data, admin| {
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{data}\"\nthreads = 2\ngrace_period = \"1s\"\n\n\
-             [log]\nlevel = \"warn\"\n\n{}",
-            conf(endpoints).replace(
-                "[admin]\n",
-                &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n")
-            )
+/// The whole conf file for a proxy listening on `data` with its admin port on `admin`.
+fn conf_file(endpoints: &[SocketAddr], data: u16, admin: u16) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{data}\"\nthreads = 2\ngrace_period = \"1s\"\n\n\
+         [log]\nlevel = \"warn\"\n\n{}",
+        conf(endpoints).replace(
+            "[admin]\n",
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n")
         )
-    })
+    )
+}
+
+fn start(endpoints: &[SocketAddr]) -> Proxy {
+    Proxy::start_with(|data, admin| conf_file(endpoints, data, admin))
 }
 
 fn origin_at(addr: Option<SocketAddr>) -> Origin {
@@ -176,4 +179,48 @@ async fn with_every_endpoint_down_requests_get_503_and_readyz_fails() {
     until("/readyz to pass again", async || ready().await == 200).await;
     let resp = client().get(proxy.url("/y")).send().await.expect("answers");
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_removing_an_endpoint_stops_exporting_its_health() {
+    let kept = origin_at(None);
+    let removed = origin_at(None);
+    let proxy = start(&[kept.addr, removed.addr]);
+    let (kept_label, removed_label) = (kept.addr.to_string(), removed.addr.to_string());
+    let healthy_series = |text: &str, label: &str| {
+        metric(
+            text,
+            "outrider_endpoint_healthy",
+            &[("upstream", "app"), ("endpoint", label)],
+        )
+    };
+    let probes = |text: &str, label: &str| {
+        metric(
+            text,
+            "outrider_health_check_total",
+            &[("upstream", "app"), ("endpoint", label), ("result", "ok")],
+        )
+    };
+    until("both endpoints to be reported healthy", async || {
+        let text = metrics_text(&proxy).await;
+        healthy_series(&text, &kept_label) == Some(1.0)
+            && healthy_series(&text, &removed_label) == Some(1.0)
+    })
+    .await;
+
+    let text = conf_file(&[kept.addr], proxy.addr.port(), proxy.admin.port());
+    let policy = outrider::config::compile(&text, "test.toml").expect("valid reload");
+    proxy.shared.store_policy(policy);
+
+    // Probes in flight across the reload must not bring the series back: wait for several more
+    // probes of the kept endpoint (every 100 ms) before looking.
+    let before = probes(&metrics_text(&proxy).await, &kept_label).unwrap_or(0.0);
+    until("more probes of the kept endpoint", async || {
+        probes(&metrics_text(&proxy).await, &kept_label).unwrap_or(0.0) >= before + 3.0
+    })
+    .await;
+    let text = metrics_text(&proxy).await;
+    assert_eq!(healthy_series(&text, &kept_label), Some(1.0));
+    assert_eq!(healthy_series(&text, &removed_label), None, "{text}");
+    assert_eq!(probes(&text, &removed_label), None, "{text}");
 }
