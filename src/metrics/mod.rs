@@ -7,6 +7,7 @@
 
 mod breakers;
 pub(crate) mod cache;
+pub(crate) mod clients;
 pub(crate) mod reloads;
 mod requests;
 pub(crate) mod stats;
@@ -84,6 +85,7 @@ pub struct Metrics {
     health_checks: IntCounterVec,
     endpoint_healthy: IntGaugeVec,
     pub(crate) compression: CompressionMetrics,
+    pub(crate) clients: clients::ClientMetrics,
 }
 
 /// The `to` label of `outrider_breaker_transitions_total`, and the index of its handle.
@@ -385,6 +387,7 @@ impl Metrics {
         )) {
             log::error!("process metrics unavailable: {e}");
         }
+        let clients = clients::ClientMetrics::register(&registry);
         Metrics {
             registry,
             request_buckets,
@@ -405,6 +408,7 @@ impl Metrics {
             health_checks,
             endpoint_healthy,
             compression,
+            clients,
         }
     }
 

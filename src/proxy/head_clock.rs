@@ -51,6 +51,17 @@ pub(crate) struct Clock {
 pub(crate) struct ClockedProxy {
     inner: Arc<HttpProxy<Outrider>>,
     shared: Arc<Shared>,
+    cuts: Arc<CutReport>,
+}
+
+/// Counts header-timeout cuts and logs them at most once a minute: during a slowloris attack a
+/// line per connection would flood the log (Pingora's own per-connection line is filtered out
+/// by `logging`), and the counter is what to alert on.
+struct CutReport {
+    counter: prometheus::IntCounter,
+    /// Cuts since the last line, and when that line was written.
+    unreported: AtomicU64,
+    last_line: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A downstream stream whose reads fail once a request head takes longer than the limit.
@@ -58,6 +69,7 @@ pub(crate) struct HeadClock {
     inner: Stream,
     clock: Arc<Clock>,
     limit: Duration,
+    cuts: Arc<CutReport>,
     /// Off for HTTP/2 (the preface was seen) and once a timeout was reported.
     enabled: bool,
     first_read: bool,
@@ -83,9 +95,15 @@ pub(super) fn expect_next_head() {
 
 impl ClockedProxy {
     pub(crate) fn new(inner: HttpProxy<Outrider>, shared: Arc<Shared>) -> ClockedProxy {
+        let cuts = Arc::new(CutReport {
+            counter: shared.metrics.clients.header_timeouts.clone(),
+            unreported: AtomicU64::new(0),
+            last_line: std::sync::Mutex::new(None),
+        });
         ClockedProxy {
             inner: Arc::new(inner),
             shared,
+            cuts,
         }
     }
 }
@@ -106,6 +124,7 @@ impl ServerApp for ClockedProxy {
             inner: stream,
             clock: clock.clone(),
             limit,
+            cuts: self.cuts.clone(),
             enabled: true,
             first_read: true,
             timer: None,
@@ -117,6 +136,31 @@ impl ServerApp for ClockedProxy {
 
     async fn cleanup(&self) {
         self.inner.cleanup().await;
+    }
+}
+
+// === impl CutReport ===
+
+impl CutReport {
+    const LINE_EVERY: Duration = Duration::from_secs(60);
+
+    fn record(&self, limit: Duration) {
+        self.counter.inc();
+        self.unreported.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let Ok(mut last) = self.last_line.try_lock() else {
+            return; // another connection is writing the line; this cut is in its count or the next
+        };
+        if last.is_some_and(|t| now.duration_since(t) < Self::LINE_EVERY) {
+            return;
+        }
+        *last = Some(now);
+        let cuts = self.unreported.swap(0, Ordering::Relaxed);
+        log::warn!(
+            "header_timeout: cut off {cuts} connection(s) whose request head took over {} \
+             (outrider_header_timeouts_total counts them; this line repeats at most once a minute)",
+            humantime::format_duration(limit)
+        );
     }
 }
 
@@ -139,9 +183,10 @@ impl AsyncRead for HeadClock {
                 this.enabled = false;
                 // Best effort: the client is reading slowly too, or not at all.
                 let _ = Pin::new(&mut this.inner).poll_write(cx, REQUEST_TIMEOUT);
+                this.cuts.record(this.limit);
                 return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "request head not received within header_timeout",
+                    crate::logging::HEADER_TIMEOUT_CAUSE,
                 )));
             }
         }

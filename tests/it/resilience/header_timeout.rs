@@ -94,3 +94,49 @@ async fn a_slow_keep_alive_head_gets_408_after_header_timeout() {
     dripping.abort();
     assert_eq!(origin.request_count(), 1);
 }
+
+/// Three slowloris connections against the built binary: each is cut and counted, and the log
+/// says so once, without Pingora's error line per connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn cuts_are_counted_and_logged_once_not_per_connection() {
+    let origin = Origin::start();
+    let mut proxy = support::BinaryProxy::spawn(|data, admin| {
+        format!("{}{}", support::server_section(data, admin), conf(&origin))
+    });
+    let mut cuts = Vec::new();
+    for _ in 0..3 {
+        let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let (mut reader, writer) = stream.into_split();
+        let started = Instant::now();
+        let dripping = drip(writer);
+        cuts.push(tokio::spawn(async move {
+            cut_off(&mut reader, started).await;
+            dripping.abort();
+        }));
+    }
+    for cut in cuts {
+        cut.await.expect("each connection is cut with 408");
+    }
+    let text = support::client()
+        .get(format!("http://{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        support::metric(&text, "outrider_header_timeouts_total", &[]),
+        Some(3.0),
+        "{text}"
+    );
+    proxy.signal("TERM");
+    proxy.wait_exit(Duration::from_secs(20));
+    let log = proxy.stderr();
+    assert!(!log.contains("Fail to proxy"), "{log}");
+    assert_eq!(
+        log.matches("header_timeout: cut off").count(),
+        1,
+        "one line for all three cuts within a minute:\n{log}"
+    );
+}
