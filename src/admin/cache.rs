@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::{json, AdminRequest};
 use crate::cache::key::primary_key;
+use crate::cache::purge_log::PurgeRecord;
 use crate::config::policy::KeyQueryPolicy;
 use crate::proxy::Shared;
 
@@ -98,7 +99,40 @@ pub(crate) fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
         Selector::All => store.purge_all(),
     };
     log::info!("cache purge {selector:?}: {purged} objects");
+    let (kind, value) = match selector {
+        Selector::Key(v) => ("key", v),
+        Selector::Prefix(v) => ("prefix", v),
+        Selector::Tag(v) => ("tag", v),
+        Selector::All => ("all", String::new()),
+    };
+    shared.purges.record(PurgeRecord {
+        at: std::time::SystemTime::now(),
+        kind,
+        value,
+        purged,
+    });
     json(StatusCode::OK, &json!({ "purged": purged }))
+}
+
+/// `GET /cache`'s `recent_purges`: each selector in the shape of the purge body that sent it.
+fn recent_purges(shared: &Shared) -> serde_json::Value {
+    let purges: Vec<serde_json::Value> = shared
+        .purges
+        .recent()
+        .into_iter()
+        .map(|p| {
+            let selector = match p.kind {
+                "all" => json!({ "all": true }),
+                kind => json!({ kind: p.value }),
+            };
+            json!({
+                "at": humantime::format_rfc3339_millis(p.at).to_string(),
+                "selector": selector,
+                "purged": p.purged,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(purges)
 }
 
 enum Target {
@@ -166,6 +200,7 @@ pub(crate) fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> 
             "evictions": stats.evictions,
             "expired": stats.expired,
             "purged": stats.purged,
+            "recent_purges": recent_purges(shared),
         }),
     )
 }

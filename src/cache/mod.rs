@@ -16,6 +16,7 @@
 pub(crate) mod control;
 pub mod freshness;
 pub(crate) mod key;
+pub(crate) mod purge_log;
 pub mod status;
 pub mod store;
 pub(crate) mod update;

@@ -1,8 +1,8 @@
 //! The dashboard (`GET /` on the admin port): what it serves and promises (self-contained,
 //! CSP `'self'`, read-only), and what a real browser shows: headless Chromium loads the page
 //! against the built binary under traffic, and the test reads the rendered DOM for the route
-//! names, a non-zero rate, and a breaker shown open after the backend dies. A screenshot is
-//! kept in the test's temp dir (its path is printed).
+//! names, a non-zero rate, a purge in the recent-purges list, and a breaker shown open after
+//! the backend dies. A screenshot is kept in the test's temp dir (its path is printed).
 //!
 //! No sleeps as synchronisation: each wait polls the rendered page with a deadline. The
 //! traffic task paces its requests (10 ms apart); that is load, not a wait.
@@ -184,18 +184,27 @@ async fn a_real_browser_shows_live_routes_and_an_open_breaker() {
         })
     };
 
+    let purge = client()
+        .post(format!("http://{}/cache/purge", proxy.admin))
+        .body(r#"{"tag": "dash-check"}"#)
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(purge.status(), 200);
+
     let (bin2, profile2, url2) = (bin.clone(), profile.clone(), url.clone());
     let dom = tokio::task::spawn_blocking(move || {
         dom_until(
             &bin2,
             &profile2,
             &url2,
-            "live rates for both routes and the advice",
+            "live rates for both routes, the advice and the purge",
             |dom| {
                 rate_of(dom, "catalogue").is_some_and(|r| r > 0.0)
                     && rate_of(dom, "orders").is_some_and(|r| r > 0.0)
                     // The advisor's finding: catalogue repeats identical bodies.
                     && dom.contains("data-kind=\"cacheability\"")
+                    && dom.contains("tag dash-check: 0 purged")
             },
         )
     })

@@ -110,6 +110,15 @@ function drawCache(c) {
   document.getElementById("cache").textContent =
     `${c.objects} objects · ${bytes(c.bytes)} of ${bytes(c.max_bytes)} · hit ratio ${pct(c.hit_ratio)} · ` +
     `${c.purged} purged · ${c.evictions} evicted`;
+  const purges = (c.recent_purges || []).map((p) => {
+    const [kind, value] = Object.entries(p.selector || {})[0] || ["?", ""];
+    const what = kind === "all" ? "all" : `${kind} ${value}`;
+    return el("li", { class: "purge", "data-kind": kind },
+      el("span", { class: "meta" }, new Date(p.at).toLocaleTimeString() + " "),
+      `${what}: ${p.purged} purged`);
+  });
+  if (!purges.length) purges.push(el("li", { class: "meta" }, "none since start"));
+  document.getElementById("purges").replaceChildren(...purges);
 }
 
 function drawAdvice(a) {

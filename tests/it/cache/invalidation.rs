@@ -1,7 +1,7 @@
 //! Invalidation by unsafe methods (RFC 9111 §4.4) and purge through the admin API.
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::cache::helpers::{conf, is_hit, ok, req_header, route, server_error, Backend, Rig, ON};
 use crate::support::{client, server_section, Proxy, Reply};
@@ -183,6 +183,26 @@ async fn purge_by_tag_and_all() {
     let report = rig.cache().await;
     assert_eq!(report["objects"], 0, "{report}");
     assert_eq!(report["bytes"], 0, "{report}");
+    // GET /cache lists the purges, newest first, each selector as its body had it.
+    let recent: Vec<(Value, u64)> = report["recent_purges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recent_purges: {report}"))
+        .iter()
+        .map(|p| (p["selector"].clone(), p["purged"].as_u64().unwrap_or(99)))
+        .collect();
+    assert_eq!(
+        recent,
+        vec![
+            (json!({"all": true}), 2),
+            (json!({"tag": "nobody"}), 0),
+            (json!({"tag": "t1"}), 1),
+            (json!({"tag": "t2"}), 2),
+        ],
+        "{report}"
+    );
+    assert!(report["recent_purges"][0]["at"]
+        .as_str()
+        .is_some_and(|at| at.ends_with('Z')));
 }
 
 /// Malformed purge bodies are 400 with a message; with `[admin] token` set, a purge without
