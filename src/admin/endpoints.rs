@@ -115,11 +115,18 @@ fn advice(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (urls, untracked) = advisor.url_table();
-    let advice = advisor.advice(std::time::Instant::now());
+    // Off (`[admin] advisor = false`): what it learned before the switch is not advice about now.
+    let enabled = shared.policy().admin.advisor;
+    let advice = if enabled {
+        advisor.advice(std::time::Instant::now())
+    } else {
+        Vec::new()
+    };
     drop(advisor);
     json(
         StatusCode::OK,
         &json!({
+            "enabled": enabled,
             "min_samples": advisor::MIN_SAMPLES,
             "window_seconds": advisor::WINDOW.as_secs() * 2,
             "assumed": {

@@ -421,6 +421,7 @@ fn admin(a: &schema::Admin, p: &mut Problems) -> Option<AdminPolicy> {
         listen,
         token: (!a.token.is_empty()).then(|| a.token.clone()),
         allowed_hosts,
+        advisor: a.advisor,
     })
 }
 

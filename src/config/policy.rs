@@ -93,6 +93,8 @@ pub struct AdminPolicy {
     pub allowed_hosts: Vec<String>,
     /// `/readyz` fails while every endpoint of one of these upstreams is unhealthy.
     pub readiness_upstreams: Vec<String>,
+    /// Requests feed the traffic advisor; off, `GET /advice` says so and costs nothing.
+    pub advisor: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -49,6 +49,8 @@ pub struct Admin {
     /// `Host` names the admin port answers (any port); IP literals always pass.
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) readiness_upstreams: Vec<String>,
+    /// Feed the traffic advisor (`GET /advice`) from every request.
+    pub(crate) advisor: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -299,6 +301,7 @@ impl Default for Admin {
             token: String::new(),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             readiness_upstreams: Vec::new(),
+            advisor: true,
         }
     }
 }

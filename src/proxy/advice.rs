@@ -44,6 +44,9 @@ impl Probe {
 
 /// `response_filter`: starts hashing when the body may tell the advisor something.
 pub(super) fn start(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) {
+    if !ctx.policy.admin.advisor {
+        return;
+    }
     let req = session.req_header();
     let Some(route) = ctx.route() else { return };
     let conditional = is_conditional(&req.headers);
@@ -88,7 +91,7 @@ pub(super) fn observe(
     let (Some(route), Some(upstream)) = (ctx.route(), ctx.upstream()) else {
         return;
     };
-    if session.as_downstream().is_subrequest() {
+    if !ctx.policy.admin.advisor || session.as_downstream().is_subrequest() {
         return;
     }
     let req = &session.req_header().headers;

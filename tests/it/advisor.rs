@@ -273,3 +273,39 @@ async fn breaker_flaps() {
         .unwrap()
         .contains("consecutive_failures = 4"));
 }
+
+/// `[admin] advisor = false`: requests feed nothing and `/advice` says it is off; a reload
+/// turning it on brings the advice for the same traffic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_advisor_can_be_turned_off_and_on_by_reload() {
+    let origin = Origin::start();
+    let text = |data: u16, admin: u16, on: bool| {
+        crate::support::server_section(data, admin)
+            .replace("[admin]\n", &format!("[admin]\nadvisor = {on}\n"))
+            + &conf(&origin, "")
+    };
+    let proxy = Proxy::start_with(|data, admin| text(data, admin, false));
+    let url = |i: u64| proxy.url(&format!("/off{}?size=700&ct=application/json", i % 10));
+    for i in 0..100 {
+        assert_eq!(get(&url(i), &[]).await.status(), 200);
+    }
+    let off = advice(&proxy).await;
+    assert_eq!(off["enabled"], false, "{off:#}");
+    assert_eq!(off["advice"], serde_json::json!([]), "{off:#}");
+    assert_eq!(off["url_table"]["urls"], 0, "nothing was observed: {off:#}");
+
+    let on = outrider::config::compile(
+        &text(proxy.addr.port(), proxy.admin.port(), true),
+        "test.toml",
+    )
+    .expect("valid reload");
+    proxy.shared.store_policy(on);
+    for i in 0..100 {
+        assert_eq!(get(&url(i), &[]).await.status(), 200);
+    }
+    let a = advice_when(&proxy, "100 GETs counted after the reload", |a| {
+        find(a, "cacheability", "api").is_some_and(|x| x["evidence"]["samples"] == 100)
+    })
+    .await;
+    assert_eq!(a["enabled"], true);
+}

@@ -122,6 +122,11 @@ function drawCache(c) {
 }
 
 function drawAdvice(a) {
+  if (a.enabled === false) {
+    document.getElementById("advice").replaceChildren(
+      el("div", { class: "meta" }, "The advisor is off ([admin] advisor = false)."));
+    return;
+  }
   const items = (a.advice || []).map((x) => el("div", { class: "advice", "data-kind": x.kind },
     el("div", {}, el("span", { class: "kind" }, x.kind), x.summary),
     x.change ? el("pre", {}, x.change) : "",

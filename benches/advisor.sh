@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# What the traffic advisor costs on the request path: the same wrk load against two Outriders
+# built from the same binary, in front of the same nginx backend, one with the advisor on
+# (the default) and one with `[admin] advisor = false`; rounds interleaved, medians reported.
+# The route has no cache and 1 KiB GET bodies answered 200: the advisor's worst case, since it
+# hashes every such body (for its cacheability estimate) besides counting the request.
+#
+# Usage:   bash benches/advisor.sh
+#          QUICK=1 bash benches/advisor.sh      # 2 s rounds
+# Env:     ROUNDS=5 DURATION=5s WARMUP=2s CONNECTIONS=64 THREADS=2
+#          PIN=1               servers on the first CPU, wrk on the second (PIN=0: kernel places)
+#          CARGO_PROFILE=release (e.g. dist), SKIP_BUILD=1, OUTRIDER_BIN=PATH, KEEP_TMP=1
+#
+# Everything listens on 127.0.0.1 only; every load run is bounded by wrk's -d.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEMPLATES=$ROOT/benches/load
+CARGO_PROFILE=${CARGO_PROFILE:-release}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-2s}
+if [[ ${QUICK:-0} == 1 ]]; then DURATION=2s WARMUP=1s; fi
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+PIN=${PIN:-1}
+READY_TIMEOUT=20
+
+SCRIPT_NAME=advisor.sh
+# shellcheck source=benches/load/common.sh
+source "$TEMPLATES/common.sh"
+build_outrider
+
+SERVER_CPU=0
+LOAD_CPU=1
+if [[ $PIN == 1 ]] && (($(nproc) < 2)); then PIN=0; fi
+pin() { [[ $PIN == 1 ]] && for p in "$1" $(children_of "$1"); do taskset -a -cp "$SERVER_CPU" "$p" >/dev/null; done; return 0; }
+on_load_cpu() { if [[ $PIN == 1 ]]; then taskset -c "$LOAD_CPU" "$@"; else "$@"; fi; }
+
+mkdir -p "$TMP/www"
+head -c 1024 /dev/zero | tr '\0' 'a' >"$TMP/www/1k.txt"
+chmod 755 "$TMP" "$TMP/www"
+chmod 644 "$TMP"/www/*
+BACKEND_PORT=$(free_port)
+render "$TEMPLATES/backend.nginx.conf" "$TMP/backend.conf" DIR="$TMP" PORT="$BACKEND_PORT" USER="$NGINX_USER"
+start_nginx backend "$TMP/backend.conf"
+pin "$LAST_PID"
+
+declare -A URL PID
+for variant in on off; do
+    port=$(free_port)
+    admin=$(free_port)
+    render "$TEMPLATES/outrider.toml" "$TMP/outrider-$variant.toml" \
+        PORT="$port" ADMIN_PORT="$admin" BACKEND_PORT="$BACKEND_PORT"
+    [[ $variant == off ]] && sed -i 's/^\[admin\]$/[admin]\nadvisor = false/' "$TMP/outrider-$variant.toml"
+    "$OUTRIDER" --config "$TMP/outrider-$variant.toml" >"$TMP/outrider-$variant.log" 2>&1 &
+    PID[$variant]=$!
+    PIDS+=("${PID[$variant]}")
+    wait_ready "outrider-$variant" "http://127.0.0.1:$admin/readyz" "${PID[$variant]}" "$TMP/outrider-$variant.log"
+    pin "${PID[$variant]}"
+    URL[$variant]="http://127.0.0.1:$port/1k.txt"
+    # The switch must be what differs: /advice says whether this one observes.
+    enabled=$(curl -sf "http://127.0.0.1:$admin/advice" | awk -F': *' '/"enabled"/ { gsub(/[ ,]/, "", $2); print $2 }')
+    want=$([[ $variant == on ]] && echo true || echo false)
+    [[ $enabled == "$want" ]] || die "outrider-$variant reports advisor enabled=$enabled, expected $want"
+done
+
+declare -A RPS
+for ((r = 1; r <= ROUNDS; r++)); do
+    # Alternate which goes first, so a drift within a round does not favour one side.
+    order=(on off)
+    ((r % 2 == 0)) && order=(off on)
+    for variant in "${order[@]}"; do
+        on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${URL[$variant]}" >/dev/null 2>&1
+        out="$TMP/wrk-$variant-$r.txt"
+        on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "${URL[$variant]}" >"$out" 2>&1 ||
+            { cat "$out" >&2; die "wrk failed against outrider-$variant"; }
+        grep -qE '^ *(Socket errors|Non-2xx)' "$out" && { cat "$out" >&2; die "errors under load (outrider-$variant)"; }
+        RPS[$variant $r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    done
+    log "round $r: advisor on ${RPS[on $r]} req/s, off ${RPS[off $r]} req/s"
+done
+
+ratios=() on=() off=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    on+=("${RPS[on $r]}")
+    off+=("${RPS[off $r]}")
+    ratios+=("$(ratio "${RPS[on $r]}" "${RPS[off $r]}")")
+done
+sorted=$(printf '%s\n' "${ratios[@]}" | sort -g | paste -sd ' ' -)
+printf '\n%-12s %10s\n' "advisor" "req/s (median of $ROUNDS)"
+printf '%-12s %10s\n' on "$(median "${on[@]}")" off "$(median "${off[@]}")"
+printf 'on/off: %s (per-round ratios, sorted: %s)\n' "$(median "${ratios[@]}")" "$sorted"
