@@ -65,7 +65,16 @@ for variant in on off; do
     [[ $enabled == "$want" ]] || die "outrider-$variant reports advisor enabled=$enabled, expected $want"
 done
 
-declare -A RPS
+# utime+stime of a process in clock ticks (/proc/PID/stat sums all of Outrider's threads).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+    local stat fields
+    stat=$(<"/proc/$1/stat")
+    read -r -a fields <<<"${stat##*) }"
+    echo $((fields[11] + fields[12]))
+}
+
+declare -A RPS CPU_US
 for ((r = 1; r <= ROUNDS; r++)); do
     # Alternate which goes first, so a drift within a round does not favour one side.
     order=(on off)
@@ -73,21 +82,30 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for variant in "${order[@]}"; do
         on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${URL[$variant]}" >/dev/null 2>&1
         out="$TMP/wrk-$variant-$r.txt"
+        before=$(cpu_ticks "${PID[$variant]}")
         on_load_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "${URL[$variant]}" >"$out" 2>&1 ||
             { cat "$out" >&2; die "wrk failed against outrider-$variant"; }
         grep -qE '^ *(Socket errors|Non-2xx)' "$out" && { cat "$out" >&2; die "errors under load (outrider-$variant)"; }
+        after=$(cpu_ticks "${PID[$variant]}")
         RPS[$variant $r]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+        CPU_US[$variant $r]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$(awk '/requests in/ {print $1}' "$out")" \
+            'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')
     done
-    log "round $r: advisor on ${RPS[on $r]} req/s, off ${RPS[off $r]} req/s"
+    log "round $r: advisor on ${RPS[on $r]} req/s (${CPU_US[on $r]} us CPU/req), off ${RPS[off $r]} req/s (${CPU_US[off $r]} us)"
 done
 
-ratios=() on=() off=()
+ratios=() cpu_ratios=() on=() off=() on_cpu=() off_cpu=()
 for ((r = 1; r <= ROUNDS; r++)); do
     on+=("${RPS[on $r]}")
     off+=("${RPS[off $r]}")
+    on_cpu+=("${CPU_US[on $r]}")
+    off_cpu+=("${CPU_US[off $r]}")
     ratios+=("$(ratio "${RPS[on $r]}" "${RPS[off $r]}")")
+    cpu_ratios+=("$(ratio "${CPU_US[on $r]}" "${CPU_US[off $r]}")")
 done
-sorted=$(printf '%s\n' "${ratios[@]}" | sort -g | paste -sd ' ' -)
-printf '\n%-12s %10s\n' "advisor" "req/s (median of $ROUNDS)"
-printf '%-12s %10s\n' on "$(median "${on[@]}")" off "$(median "${off[@]}")"
-printf 'on/off: %s (per-round ratios, sorted: %s)\n' "$(median "${ratios[@]}")" "$sorted"
+sorted() { printf '%s\n' "$@" | sort -g | paste -sd ' ' -; }
+printf '\n%-8s %12s %14s   (medians of %s interleaved rounds)\n' advisor "req/s" "CPU us/req" "$ROUNDS"
+printf '%-8s %12s %14s\n' on "$(median "${on[@]}")" "$(median "${on_cpu[@]}")" \
+    off "$(median "${off[@]}")" "$(median "${off_cpu[@]}")"
+printf 'req/s on/off:      %s (per round, sorted: %s)\n' "$(median "${ratios[@]}")" "$(sorted "${ratios[@]}")"
+printf 'CPU/req on/off:    %s (per round, sorted: %s)\n' "$(median "${cpu_ratios[@]}")" "$(sorted "${cpu_ratios[@]}")"
