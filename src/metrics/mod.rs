@@ -9,6 +9,7 @@ mod breakers;
 pub(crate) mod cache;
 pub(crate) mod reloads;
 mod requests;
+pub(crate) mod shared_cache;
 pub(crate) mod stats;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub struct Metrics {
     health_checks: IntCounterVec,
     endpoint_healthy: IntGaugeVec,
     pub(crate) compression: CompressionMetrics,
+    pub(crate) shared_tier: Arc<shared_cache::SharedTierMetrics>,
 }
 
 /// The `to` label of `outrider_breaker_transitions_total`, and the index of its handle.
@@ -385,7 +387,9 @@ impl Metrics {
         )) {
             log::error!("process metrics unavailable: {e}");
         }
+        let shared_tier = Arc::new(shared_cache::SharedTierMetrics::register(&registry));
         Metrics {
+            shared_tier,
             registry,
             request_buckets,
             config,
