@@ -107,6 +107,7 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
             crate::proxy::shared_tier::listener::SharedTierListener {
                 tier: tier.clone(),
                 backend: shared.cache,
+                trim: Default::default(),
             },
         ));
     }

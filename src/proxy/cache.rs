@@ -622,6 +622,9 @@ pub(super) fn invalidate_after_unsafe(
         );
         // By URL, not by primary hash: entries keyed with URL-override fields share the URL.
         purged += backend.store.purge_url(&key);
+        if let Some(tier) = backend.tier.get() {
+            tier.purge_later(crate::cache::shared::PurgeTarget::Url(key));
+        }
     }
     purged
 }

@@ -29,6 +29,10 @@ impl Keys {
         }
     }
 
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub(crate) fn object(&self, key: &EntryKey) -> String {
         match key.variance {
             Some(variance) => format!(

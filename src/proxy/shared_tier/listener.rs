@@ -42,7 +42,12 @@ pub(crate) fn purge_locally(backend: &CacheBackend, target: &PurgeTarget) -> usi
 pub(crate) struct SharedTierListener {
     pub(crate) tier: Arc<SharedTier>,
     pub(crate) backend: &'static CacheBackend,
+    /// Where the index trim is (see `trim`), and pings until its next step.
+    pub(crate) trim: std::sync::Mutex<(isize, u32)>,
 }
+
+/// Pings between two steps of the index trim.
+const TRIM_EVERY: u32 = 5;
 
 #[async_trait]
 impl BackgroundService for SharedTierListener {
@@ -90,6 +95,20 @@ impl BackgroundService for SharedTierListener {
 }
 
 impl SharedTierListener {
+    async fn trim(&self) {
+        let cursor = {
+            let mut trim = self.trim.lock().unwrap_or_else(|p| p.into_inner());
+            trim.1 += 1;
+            if trim.1 < TRIM_EVERY {
+                return;
+            }
+            trim.1 = 0;
+            trim.0
+        };
+        let next = self.tier.trim_step(cursor).await;
+        self.trim.lock().unwrap_or_else(|p| p.into_inner()).0 = next;
+    }
+
     /// Pings Redis and reads the epoch (0 when no purge ever happened).
     async fn ping(&self) -> Option<u64> {
         let answer = self.tier.ping_epoch(PING_TIMEOUT).await;
@@ -99,6 +118,7 @@ impl SharedTierListener {
 
     async fn poll(&self, lagging: &mut bool) {
         if let Some(epoch) = self.ping().await {
+            self.trim().await;
             let differs = self.tier.known_epoch().is_some_and(|known| known != epoch);
             if differs && *lagging {
                 self.reconcile(epoch, false);

@@ -24,6 +24,7 @@ mod convert;
 pub(crate) mod listener;
 mod purge;
 mod read;
+mod trim;
 pub(crate) mod warm;
 mod write;
 
@@ -224,9 +225,18 @@ impl SharedTier {
         self.refresh_up();
     }
 
-    /// Called by the background ping with its result.
+    /// Called by the background ping with its result. A ping that answers is also the
+    /// breaker's probe once its open period is over, so that the tier comes back without
+    /// waiting for a request to try.
     pub(crate) fn set_reachable(&self, reachable: bool) {
         self.reachable.store(reachable, Ordering::Relaxed);
+        if reachable && self.breaker.state() != State::Closed {
+            if let Admission::Probe { pass, transition } = self.breaker.admit(Instant::now()) {
+                self.note(transition);
+                let closed = self.breaker.record(pass, Outcome::Success, Instant::now());
+                self.note(closed);
+            }
+        }
         self.refresh_up();
     }
 

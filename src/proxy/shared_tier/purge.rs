@@ -1,6 +1,8 @@
 //! Purges: the matching objects leave Redis (found through the indexes, never by scanning
 //! the keyspace), the epoch moves, and the purge is published for every other replica.
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
 
@@ -20,9 +22,24 @@ pub(crate) struct PurgeCounts {
 }
 
 impl SharedTier {
+    /// [`SharedTier::purge`] from a spawned task, for the invalidation after an unsafe
+    /// method: without it the replica's next lookup would find the shared copy it just
+    /// invalidated locally. A failure is counted, not logged (it happens per request).
+    pub(crate) fn purge_later(self: &Arc<Self>, target: PurgeTarget) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tier = self.clone();
+        runtime.spawn(async move { tier.purge_quietly(&target, false).await });
+    }
+
     /// Removes what `target` selects from Redis and tells every replica; `None` if Redis
     /// did not answer (the local purge has happened anyway).
     pub(crate) async fn purge(&self, target: &PurgeTarget) -> PurgeCounts {
+        self.purge_quietly(target, true).await
+    }
+
+    async fn purge_quietly(&self, target: &PurgeTarget, log_failure: bool) -> PurgeCounts {
         let keys = self.keys.clone();
         let from = self.instance.clone();
         let target_owned = target.clone();
@@ -59,10 +76,11 @@ impl SharedTier {
                     shared: Some(purged),
                 }
             }
-            Err(e) => {
+            Err(e) if log_failure => {
                 log::warn!("shared cache tier: purge {target:?} not applied in Redis ({e:?}); other replicas keep their copies until they expire");
                 PurgeCounts { shared: None }
             }
+            Err(_) => PurgeCounts { shared: None },
         }
     }
 }

@@ -123,3 +123,64 @@ async fn a_replica_cut_off_from_purges_does_not_serve_a_purged_entry_once_back()
     assert_eq!(got.body, b"new content", "B served the purged entry");
     assert_eq!(b.cache().await["shared"]["purges_received"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsafe_method_through_one_replica_invalidates_the_shared_copy_everywhere() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.reply("/inv", ok("v1", "max-age=300"));
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &redis.url(), "", "");
+    b.wait_subscribed().await;
+    spread(&a, &b, &["/inv"]).await;
+    wait_shared_objects(&redis, 1).await;
+
+    backend.reply("/inv", ok("v2", "max-age=300"));
+    let posted = crate::support::got::Got::fetch(
+        reqwest::Method::POST,
+        a.proxy.url("/inv"),
+        &[("host", HOST)],
+        Some(b"change".to_vec()),
+    )
+    .await;
+    assert_eq!(posted.status, 200);
+    wait_shared_objects(&redis, 0).await;
+    b.wait_purges_received(1).await;
+    for (name, replica) in [("A", &a), ("B", &b)] {
+        let got = replica.get("/inv", &[]).await;
+        assert_eq!(got.body, b"v2", "{name} served the invalidated response");
+    }
+}
+
+/// The prefix indexes have no expiry of their own: the entries of URLs whose objects expired
+/// are trimmed in the background, and those of live objects kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn index_entries_of_expired_objects_are_trimmed() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.reply("/short", ok("short", "max-age=1").header("X-Tags", "brief"));
+    backend.reply(
+        "/long",
+        ok("long", "max-age=300").header("X-Tags", "lasting"),
+    );
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    a.get("/short", &[]).await;
+    a.get("/long", &[]).await;
+    wait_shared_objects(&redis, 2).await;
+    assert_eq!(redis.query::<usize>(&["ZCARD", "t:urls"]), 2);
+
+    poll(
+        "the expired URL's index entries to go",
+        Duration::from_secs(30),
+        || async {
+            redis.query::<usize>(&["ZCARD", "t:urls"]) == 1
+                && redis.query::<usize>(&["ZCARD", "t:paths"]) == 1
+                && redis.query::<usize>(&["SCARD", "t:tags"]) == 1
+        },
+    )
+    .await;
+    let left: Vec<String> = redis.query(&["ZRANGE", "t:urls", "0", "-1"]);
+    assert_eq!(left, vec![format!("http://{HOST}/long")]);
+    let tags: Vec<String> = redis.query(&["SMEMBERS", "t:tags"]);
+    assert_eq!(tags, vec!["lasting".to_string()]);
+}
