@@ -80,6 +80,10 @@ fn shared_tier(s: &schema::SharedTier, p: &mut Problems) -> SharedTierPolicy {
         );
     } else {
         match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("rediss") if !cfg!(feature = "tls") => p.add(
+                at(&base, &["url"]),
+                "rediss:// needs a build with the `tls` feature (the default); this one has no TLS",
+            ),
             Some("redis" | "rediss") => {
                 if let Err(e) = url.into_connection_info() {
                     p.add(at(&base, &["url"]), format!("invalid Redis URL: {e}"));
