@@ -105,13 +105,13 @@ pub(crate) async fn purge_everywhere(shared: &Shared, req: &AdminRequest) -> Res
     purged(local, Some(counts.shared))
 }
 
-/// The answer: `purged` (local, as before the shared tier), `local`, and with a shared tier
-/// `shared` (null when Redis did not answer: the other replicas were not told).
+/// The answer: `purged` (the local store's count); with a shared tier also `local` (the
+/// same) and `shared` (null when Redis did not answer: the other replicas were not told).
 fn purged(local: usize, shared: Option<Option<usize>>) -> Response<Vec<u8>> {
-    let mut body = json!({ "purged": local, "local": local });
-    if let Some(shared) = shared {
-        body["shared"] = json!(shared);
-    }
+    let body = match shared {
+        Some(shared) => json!({ "purged": local, "local": local, "shared": shared }),
+        None => json!({ "purged": local }),
+    };
     json(StatusCode::OK, &body)
 }
 
