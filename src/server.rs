@@ -101,6 +101,20 @@ pub fn build(shared: &Arc<Shared>, launch: Launch) -> Server {
         "outrider cache sweeper",
         CacheSweeper(shared.clone()),
     ));
+    if let Some(tier) = shared.cache.tier.get() {
+        server.add_service(background_service(
+            "outrider shared cache tier",
+            crate::proxy::shared_tier::listener::SharedTierListener {
+                tier: tier.clone(),
+                backend: shared.cache,
+                trim: Default::default(),
+            },
+        ));
+    }
+    server.add_service(background_service(
+        "outrider cache warm",
+        crate::proxy::shared_tier::warm::Warmer(shared.clone()),
+    ));
     server.add_service(background_service(
         "outrider lifecycle",
         Lifecycle {

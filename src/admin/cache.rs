@@ -17,7 +17,10 @@ use serde_json::json;
 use super::{json, AdminRequest};
 use crate::cache::key::primary_key;
 use crate::cache::purge_log::PurgeRecord;
+use crate::cache::shared::PurgeTarget;
 use crate::config::policy::KeyQueryPolicy;
+use crate::metrics::shared_cache::{SharedOp, SharedResult};
+use crate::proxy::shared_tier::listener::purge_locally;
 use crate::proxy::Shared;
 
 /// What a purge request selects.
@@ -83,21 +86,50 @@ pub fn parse_purge(body: &[u8]) -> Result<Selector, String> {
 }
 
 pub(crate) fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
-    let selector = match parse_purge(&req.body) {
-        Ok(s) => s,
+    match purge_local(shared, req) {
+        Ok((_, local)) => purged(local, None),
+        Err(message) => json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
+    }
+}
+
+/// `POST /cache/purge` with a shared tier: the local purge, then the purge in Redis, which
+/// also reaches every other replica through the purge channel.
+pub(crate) async fn purge_everywhere(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
+    let (target, local) = match purge_local(shared, req) {
+        Ok(done) => done,
         Err(message) => return json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
     };
-    let store = &shared.cache.store;
-    let purged = match &selector {
-        Selector::Key(url) => match normalise_url(shared, url) {
-            Ok(Target::Url(key)) => store.purge_url(&key),
-            Ok(Target::Path(path)) => store.purge_path(&path),
-            Err(message) => return json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
-        },
-        Selector::Prefix(prefix) => store.purge_prefix(prefix),
-        Selector::Tag(tag) => store.purge_tag(tag),
-        Selector::All => store.purge_all(),
+    let Some(tier) = shared.cache.tier.get() else {
+        return purged(local, None);
     };
+    let counts = tier.purge(&target).await;
+    purged(local, Some(counts.shared))
+}
+
+/// The answer: `purged` (the local store's count); with a shared tier also `local` (the
+/// same) and `shared` (null when Redis did not answer: the other replicas were not told).
+fn purged(local: usize, shared: Option<Option<usize>>) -> Response<Vec<u8>> {
+    let body = match shared {
+        Some(shared) => json!({ "purged": local, "local": local, "shared": shared }),
+        None => json!({ "purged": local }),
+    };
+    json(StatusCode::OK, &body)
+}
+
+/// Parses and applies a purge to the local store; what it selected, and how many objects
+/// went. The error is the message a 400 carries.
+fn purge_local(shared: &Shared, req: &AdminRequest) -> Result<(PurgeTarget, usize), String> {
+    let selector = parse_purge(&req.body)?;
+    let target = match &selector {
+        Selector::Key(url) => match normalise_url(shared, url)? {
+            Target::Url(key) => PurgeTarget::Url(key),
+            Target::Path(path) => PurgeTarget::Path(path),
+        },
+        Selector::Prefix(prefix) => PurgeTarget::Prefix(prefix.clone()),
+        Selector::Tag(tag) => PurgeTarget::Tag(tag.clone()),
+        Selector::All => PurgeTarget::All,
+    };
+    let purged = purge_locally(shared.cache, &target);
     log::info!("cache purge {selector:?}: {purged} objects");
     let (kind, value) = match selector {
         Selector::Key(v) => ("key", v),
@@ -111,7 +143,7 @@ pub(crate) fn purge(shared: &Shared, req: &AdminRequest) -> Response<Vec<u8>> {
         value,
         purged,
     });
-    json(StatusCode::OK, &json!({ "purged": purged }))
+    Ok((target, purged))
 }
 
 /// `GET /cache`'s `recent_purges`: each selector in the shape of the purge body that sent it.
@@ -201,8 +233,34 @@ pub(crate) fn report(shared: &Shared, _req: &AdminRequest) -> Response<Vec<u8>> 
             "expired": stats.expired,
             "purged": stats.purged,
             "recent_purges": recent_purges(shared),
+            "shared": shared_report(shared),
         }),
     )
+}
+
+/// The shared tier's state for `GET /cache`: null without one.
+fn shared_report(shared: &Shared) -> serde_json::Value {
+    let Some(tier) = shared.cache.tier.get() else {
+        return serde_json::Value::Null;
+    };
+    let metrics = &tier.metrics;
+    let count = |op, result| metrics.count(op, result);
+    json!({
+        "url": tier.policy.url.redacted(),
+        "key_prefix": tier.policy.key_prefix,
+        "up": tier.is_up(),
+        "breaker": tier.breaker_state(),
+        "subscribed": tier.subscribed.load(std::sync::atomic::Ordering::Relaxed),
+        "purge_epoch": tier.known_epoch(),
+        "gets": {
+            "hit": count(SharedOp::Get, SharedResult::Hit),
+            "miss": count(SharedOp::Get, SharedResult::Miss),
+            "error": count(SharedOp::Get, SharedResult::Error),
+            "timeout": count(SharedOp::Get, SharedResult::Timeout),
+        },
+        "sets": count(SharedOp::Set, SharedResult::Ok),
+        "purges_received": metrics.purges_received.get(),
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - `freshness`: storability (§3), freshness lifetime and age (§4.2), stale serving, the
 //!   request directives a hit must satisfy (§5.2.1), invalidation targets (§4.4).
 //! - `key`: the cache key's primary string (scheme, host, path, normalised query).
+//! - `shared`: the shared (Redis) tier's wire format, TTL, key names and purge messages.
 //! - `status`: the `Cache-Status` response field (RFC 9211).
 //! - `store`: the sharded, byte-bounded, LRU in-memory store with purge indexes.
 //! - `update`: what a 304 changes in a stored response (§3.2, §4.3.4).
@@ -17,6 +18,7 @@ pub(crate) mod control;
 pub mod freshness;
 pub(crate) mod key;
 pub(crate) mod purge_log;
+pub(crate) mod shared;
 pub mod status;
 pub mod store;
 pub(crate) mod update;

@@ -85,9 +85,12 @@ fn build(doc: schema::File, p: &mut Problems) -> Option<Policy> {
     let server = server(&doc.server, p);
     let admin = admin(&doc.admin, p);
     let log = log_policy(&doc.log, p);
+    let (shared, warm) = super::shared_tier::compile(&doc.cache, p);
     let cache_store = CacheStorePolicy {
         max_size: doc.cache.max_size.0,
         max_object_size: doc.cache.max_object_size.0,
+        shared,
+        warm,
     };
     if cache_store.max_object_size > cache_store.max_size {
         p.add(

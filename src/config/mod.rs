@@ -12,6 +12,7 @@ pub mod policy;
 mod resilience;
 mod route_cache;
 pub mod schema;
+mod shared_tier;
 mod slo;
 mod startup;
 pub(crate) mod units;

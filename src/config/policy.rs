@@ -117,7 +117,12 @@ pub struct LogPolicy {
 pub struct CacheStorePolicy {
     pub max_size: u64,
     pub max_object_size: u64,
+    /// The shared tier in Redis, if configured (fixed at start: a change needs a restart).
+    pub shared: Option<SharedTierPolicy>,
+    pub warm: WarmPolicy,
 }
+
+pub use super::shared_tier::{RedisUrl, SharedTierPolicy, WarmPolicy};
 
 /// An upstream: where a route's requests go.
 #[derive(Debug, Serialize)]
@@ -554,7 +559,7 @@ impl HostMatch {
 
 // === serde helpers for the /config view ===
 
-mod duration_str {
+pub(super) mod duration_str {
     use std::time::Duration;
     pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))

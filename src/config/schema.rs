@@ -148,6 +148,50 @@ pub struct Breaker {
 pub struct CacheStore {
     pub(crate) max_size: Size,
     pub(crate) max_object_size: Size,
+    /// `[cache.shared]`: absent means no shared tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) shared: Option<SharedTier>,
+    pub(crate) warm: Warm,
+}
+
+/// `[cache.shared]`: the second cache tier in Redis (or Valkey), shared by every replica.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedTier {
+    pub(crate) url: String,
+    pub(crate) key_prefix: String,
+    pub(crate) timeout: Dur,
+    pub(crate) max_object_size: Size,
+    pub(crate) fill_lock: Dur,
+}
+
+impl Default for SharedTier {
+    fn default() -> Self {
+        SharedTier {
+            url: String::new(),
+            key_prefix: "outrider:".to_string(),
+            timeout: Dur::millis(25),
+            max_object_size: Size::mib(1),
+            fill_lock: Dur::secs(2),
+        }
+    }
+}
+
+/// `[cache.warm]`: URLs fetched through the proxy at start and after each reload.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Warm {
+    pub(crate) urls: Vec<String>,
+    pub(crate) concurrency: usize,
+}
+
+impl Default for Warm {
+    fn default() -> Self {
+        Warm {
+            urls: Vec::new(),
+            concurrency: 4,
+        }
+    }
 }
 
 /// `[limits]`: what a client may send. `max_body = 0` means no limit.
@@ -370,6 +414,8 @@ impl Default for CacheStore {
         CacheStore {
             max_size: Size::mib(256),
             max_object_size: Size::mib(8),
+            shared: None,
+            warm: Warm::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The settings Pingora reads once at startup (listeners, threads, grace period, upgrade
-//! socket, admin listener, log format): a reload cannot change them, so a new value is
+//! socket, admin listener, log format, the shared cache tier): a reload cannot change them, so a new value is
 //! reported as "needs restart" while the rest of the file still applies.
 
 use super::policy::{LogFormat, ServerPolicy};
@@ -11,6 +11,7 @@ pub struct Startup {
     policy_server: ServerPolicy,
     admin_listen: std::net::SocketAddr,
     log_format: LogFormat,
+    cache_shared: Option<super::policy::SharedTierPolicy>,
 }
 
 impl Startup {
@@ -19,6 +20,7 @@ impl Startup {
             policy_server: policy.server.clone(),
             admin_listen: policy.admin.listen,
             log_format: policy.log.format,
+            cache_shared: policy.cache_store.shared.clone(),
         }
     }
 
@@ -70,6 +72,11 @@ impl Startup {
                 format!("log.format: {:?} → {:?}", self.log_format, new.log.format).to_lowercase(),
             );
             new.log.format = self.log_format;
+        }
+        if new.cache_store.shared != self.cache_shared {
+            // The client, its subscription and the key prefix are set up once.
+            pending.push("cache.shared: changed".to_string());
+            new.cache_store.shared = self.cache_shared.clone();
         }
         pending
     }

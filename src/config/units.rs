@@ -30,7 +30,6 @@ impl Dur {
         Dur(Duration::from_secs(s))
     }
 
-    #[cfg(any(test, fuzzing))]
     pub(crate) const fn millis(ms: u64) -> Self {
         Dur(Duration::from_millis(ms))
     }

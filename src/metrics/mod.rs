@@ -10,6 +10,7 @@ pub(crate) mod cache;
 pub(crate) mod clients;
 pub(crate) mod reloads;
 mod requests;
+pub(crate) mod shared_cache;
 pub(crate) mod stats;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub struct Metrics {
     endpoint_healthy: IntGaugeVec,
     pub(crate) compression: CompressionMetrics,
     pub(crate) clients: clients::ClientMetrics,
+    pub(crate) shared_tier: Arc<shared_cache::SharedTierMetrics>,
 }
 
 /// The `to` label of `outrider_breaker_transitions_total`, and the index of its handle.
@@ -388,7 +390,9 @@ impl Metrics {
             log::error!("process metrics unavailable: {e}");
         }
         let clients = clients::ClientMetrics::register(&registry);
+        let shared_tier = Arc::new(shared_cache::SharedTierMetrics::register(&registry));
         Metrics {
+            shared_tier,
             registry,
             request_buckets,
             config,

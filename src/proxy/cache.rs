@@ -157,6 +157,11 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
     push_url_overrides(&mut url, &req.headers);
     let mut key = CacheKey::new(url, "");
     key.extensions.insert(hints);
+    let shared = ctx.policy.cache_store.shared.as_ref();
+    if shared.is_some_and(|s| !s.fill_lock.is_zero()) {
+        key.extensions
+            .insert(Arc::new(super::shared_tier::FillLockSlot::default()));
+    }
     Ok(key)
 }
 
@@ -617,6 +622,9 @@ pub(super) fn invalidate_after_unsafe(
         );
         // By URL, not by primary hash: entries keyed with URL-override fields share the URL.
         purged += backend.store.purge_url(&key);
+        if let Some(tier) = backend.tier.get() {
+            tier.purge_later(crate::cache::shared::PurgeTarget::Url(key));
+        }
     }
     purged
 }

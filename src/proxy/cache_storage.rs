@@ -31,6 +31,7 @@ use pingora::cache::{CacheKey, CacheMeta};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
+use super::shared_tier::{FillLockSlot, SharedTier, Stored};
 use crate::cache::store::{EntryKey, Hit, Insert, NewObject, Store};
 use crate::conditional::BodyHasher;
 use crate::metrics::cache::CacheFigures;
@@ -54,16 +55,16 @@ pub(crate) struct StaleWindows {
 /// The response meta as stored: `CacheMeta`'s fields, parsed.
 #[derive(Debug)]
 pub(crate) struct StoredMeta {
-    fresh_until: SystemTime,
-    created: SystemTime,
+    pub(super) fresh_until: SystemTime,
+    pub(super) created: SystemTime,
     /// When the object was last (re)validated: Pingora's `epoch`, what `Age` counts from.
-    updated: SystemTime,
-    stale_while_revalidate: u32,
-    stale_if_error: u32,
+    pub(super) updated: SystemTime,
+    pub(super) stale_while_revalidate: u32,
+    pub(super) stale_if_error: u32,
     /// The route's split of `stale_if_error` (see `cache::StaleWindows`).
-    windows: Option<StaleWindows>,
-    variance: Option<HashBinary>,
-    header: ResponseHeader,
+    pub(super) windows: Option<StaleWindows>,
+    pub(super) variance: Option<HashBinary>,
+    pub(super) header: ResponseHeader,
 }
 
 impl StoredMeta {
@@ -105,7 +106,7 @@ impl StoredMeta {
     /// 64-byte bodies and 7 header fields raised RSS by 4.2 KiB each, so each field is counted
     /// with its two map entries (Pingora keeps the field's case beside the `HeaderMap`) and
     /// their allocations, and the fixed part covers the store's map and index entries.
-    fn weight(&self) -> usize {
+    pub(super) fn weight(&self) -> usize {
         const PER_FIELD: usize = 304;
         const FIXED: usize = 1184;
         self.header
@@ -118,7 +119,7 @@ impl StoredMeta {
 
     /// When the store may drop the object: after its freshness, its stale windows, and (with a
     /// validator) [`KEEP_FOR_REVALIDATION`].
-    fn expires(&self) -> SystemTime {
+    pub(super) fn expires(&self) -> SystemTime {
         let stale = Duration::from_secs(u64::from(
             self.stale_while_revalidate.max(self.stale_if_error),
         ));
@@ -150,6 +151,8 @@ pub struct StoreHints {
 /// [`crate::proxy::Shared`] and outlives every policy; a reload only changes its limits.
 pub struct CacheBackend {
     pub(crate) store: Store<Arc<StoredMeta>>,
+    /// The shared (Redis) tier behind the store, when `[cache.shared]` configures one.
+    pub(crate) tier: std::sync::OnceLock<Arc<SharedTier>>,
     /// Lookups by [`CacheResult`], over all routes, for `GET /cache`'s hit ratio.
     lookups: [AtomicU64; 6],
 }
@@ -169,6 +172,7 @@ impl CacheBackend {
     pub fn leak(max_bytes: u64, max_object_bytes: u64) -> &'static CacheBackend {
         Box::leak(Box::new(CacheBackend {
             store: Store::new(max_bytes, max_object_bytes),
+            tier: std::sync::OnceLock::new(),
             lookups: Default::default(),
         }))
     }
@@ -217,7 +221,10 @@ impl Storage for CacheBackend {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let Some(hit) = self.store.get(&entry_key_of(key), SystemTime::now()) else {
-            return Ok(None);
+            return Ok(match self.tier.get() {
+                Some(tier) => tier.lookup(self, key).await,
+                None => None,
+            });
         };
         let meta = hit.meta.to_meta();
         let handler: HitHandler = Box::new(StoredBody::new(hit));
@@ -250,6 +257,7 @@ impl Storage for CacheBackend {
             .and_then(|len| usize::try_from(len).ok());
         Ok(Box::new(Fill {
             backend: self,
+            fill_lock: key.extensions.get::<Arc<FillLockSlot>>().cloned(),
             key: entry_key_of(key),
             meta: StoredMeta::of(meta),
             hints,
@@ -300,7 +308,7 @@ pub(crate) struct StoredBody {
 }
 
 impl StoredBody {
-    fn new(hit: Hit<Arc<StoredMeta>>) -> StoredBody {
+    pub(super) fn new(hit: Hit<Arc<StoredMeta>>) -> StoredBody {
         let body = hit.body.clone();
         let end = body.len();
         StoredBody {
@@ -426,6 +434,8 @@ fn exact(body: BytesMut) -> Bytes {
 /// `finish`, the write failed and nothing is stored.
 struct Fill {
     backend: &'static CacheBackend,
+    /// The fleet-wide fill lock this request may hold, released once the shared copy is in.
+    fill_lock: Option<Arc<FillLockSlot>>,
     key: EntryKey,
     meta: StoredMeta,
     hints: Arc<StoreHints>,
@@ -482,10 +492,21 @@ impl HandleMiss for Fill {
         fill.add_etag(&body);
         let tags = fill.tags();
         let size = body.len();
+        let meta = Arc::new(fill.meta);
+        let shared_copy = fill.backend.tier.get().map(|tier| {
+            let stored = Stored {
+                entry: fill.key,
+                meta: meta.clone(),
+                body: body.clone(),
+                url: fill.hints.url.clone(),
+                tags: tags.clone(),
+            };
+            (tier, stored)
+        });
         let object = NewObject {
-            meta_weight: fill.meta.weight(),
-            expires: fill.meta.expires(),
-            meta: Arc::new(fill.meta),
+            meta_weight: meta.weight(),
+            expires: meta.expires(),
+            meta,
             body,
             url: fill.hints.url.clone(),
             tags,
@@ -495,7 +516,13 @@ impl HandleMiss for Fill {
             .store
             .insert(fill.key, object, SystemTime::now())
         {
-            Insert::Stored { .. } => Ok(MissFinishType::Created(size)),
+            Insert::Stored { .. } => {
+                if let Some((tier, stored)) = shared_copy {
+                    let lock = fill.fill_lock.as_deref().and_then(FillLockSlot::take);
+                    tier.store_later(stored, lock);
+                }
+                Ok(MissFinishType::Created(size))
+            }
             // Stale on arrival with nothing to revalidate it by: `response_cacheable` declines
             // those up front, so this is only a clock edge; nothing to store, nothing wrong.
             Insert::Expired => Ok(MissFinishType::Created(0)),

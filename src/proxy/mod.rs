@@ -23,6 +23,7 @@ mod ranges;
 mod rate_limit;
 mod resilience;
 mod retry;
+pub(crate) mod shared_tier;
 mod slow_log;
 mod state;
 

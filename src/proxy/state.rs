@@ -70,6 +70,14 @@ impl Shared {
             policy.cache_store.max_object_size,
         );
         metrics.register_cache(Box::new(move || cache.figures()));
+        if let Some(tier) = &policy.cache_store.shared {
+            match super::shared_tier::SharedTier::new(tier, metrics.shared_tier.clone()) {
+                Ok(tier) => {
+                    let _ = cache.tier.set(tier);
+                }
+                Err(e) => log::error!("shared cache tier disabled: {e}"),
+            }
+        }
         Arc::new(Shared {
             cache,
             purges: Default::default(),

@@ -15,9 +15,10 @@ use serde_json::Value;
 const DASHBOARD: &str = "conf/grafana/outrider-dashboard.json";
 
 /// Classic histograms: Prometheus stores only the suffixed series, never the family name.
-const HISTOGRAMS: [&str; 2] = [
+const HISTOGRAMS: [&str; 3] = [
     "outrider_request_duration_seconds",
     "outrider_upstream_duration_seconds",
+    "outrider_cache_shared_duration_seconds",
 ];
 const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
 
@@ -53,6 +54,11 @@ const LABELS: &[(&str, &[&str])] = &[
     ("outrider_cache_size_bytes", &[]),
     ("outrider_cache_evictions_total", &[]),
     ("outrider_cache_purged_total", &[]),
+    ("outrider_cache_shared_requests_total", &["op", "result"]),
+    ("outrider_cache_shared_duration_seconds", &["op"]),
+    ("outrider_cache_shared_up", &[]),
+    ("outrider_cache_shared_purges_received_total", &[]),
+    ("outrider_cache_warm_fetches_total", &["result"]),
     ("outrider_config_reloads_total", &["result"]),
     ("outrider_config_last_reload_successful", &[]),
     ("outrider_config_generation", &[]),

@@ -39,5 +39,6 @@ mod proxy;
 mod proxy_basics;
 mod reload;
 mod resilience;
+mod shared_cache;
 mod tls;
 mod upgrade;

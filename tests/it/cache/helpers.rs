@@ -56,6 +56,10 @@ impl Backend {
         }
     }
 
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Answers every request for `path` with `reply` from now on.
     pub(crate) fn reply(&self, path: &str, reply: Reply) {
         self.on(path, move |_| reply.clone());

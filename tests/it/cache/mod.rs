@@ -23,7 +23,7 @@
 mod coalescing;
 mod conformance;
 mod directives;
-mod helpers;
+pub(crate) mod helpers;
 mod hits;
 mod invalidation;
 mod knobs;

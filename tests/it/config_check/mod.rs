@@ -14,5 +14,6 @@ mod conformance;
 mod errors;
 pub(crate) mod helpers;
 mod resilience;
+mod shared_tier;
 mod slo;
 mod valid;

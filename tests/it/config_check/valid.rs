@@ -164,6 +164,7 @@ fn reference_config_lists_every_key_of_the_schema() {
             json_keys(&schema::Retry::default()),
         ),
         (vec!["cache"], json_keys(&schema::CacheStore::default())),
+        (vec!["cache", "warm"], json_keys(&schema::Warm::default())),
         (vec!["defaults"], json_keys(&schema::Defaults::default())),
         (
             vec!["defaults", "compression"],

@@ -204,7 +204,14 @@ fn service(w: &World) -> Check {
     let data = w.data_port()?;
     for doc in of_kind(&w.docs, "Service") {
         let name = str_at(&doc.value, &["metadata", "name"]).unwrap_or_default();
-        if !selects(at(&doc.value, &["spec", "selector"]), &w.pod_labels) {
+        let selector = at(&doc.value, &["spec", "selector"]);
+        let other_workload = crate::k8s_manifests::world::workloads(&w.docs)
+            .iter()
+            .any(|(labels, _)| labels != &w.pod_labels && selects(selector, labels));
+        if other_workload && !selects(selector, &w.pod_labels) {
+            continue; // another workload's Service (the shared cache's Redis)
+        }
+        if !selects(selector, &w.pod_labels) {
             return Err(format!(
                 "Service {name}: its selector does not match the pod"
             ));
@@ -380,6 +387,10 @@ const K8S_CHECKS: &[(&str, CheckFn)] = &[
     ("scrape annotations", scrape_annotations),
     ("adapter metrics", adapter_metrics_exist),
     ("hpa", hpa),
+    (
+        "shared cache service",
+        crate::k8s_manifests::shared_cache::shared_cache_service,
+    ),
 ];
 
 pub(crate) fn k8s_problems(src: &Sources) -> Vec<String> {

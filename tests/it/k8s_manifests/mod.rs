@@ -15,6 +15,7 @@
 
 mod checks;
 mod dockerfile;
+mod shared_cache;
 mod shipped;
 pub(crate) mod sources;
 mod world;

@@ -226,6 +226,24 @@ fn every_check_can_fail() {
             "seriesQuery: 'outrider_request_latency_seconds_bucket",
             "outrider_request_latency_seconds_bucket is not a series",
         ),
+        (
+            "configmap.yaml",
+            r#"url = "redis://example-app-redis:6379/0""#,
+            r#"url = "redis://example-redis:6379/0""#,
+            "no Service example-redis",
+        ),
+        (
+            "configmap.yaml",
+            r#"url = "redis://example-app-redis:6379/0""#,
+            r#"url = "redis://example-app-redis:6380/0""#,
+            "has no port 6380",
+        ),
+        (
+            "redis.yaml",
+            "      targetPort: redis",
+            "      targetPort: valkey",
+            "selects no Deployment with a container port",
+        ),
     ];
     for (file, from, to, expected) in k8s {
         let problems = k8s_problems(&src.edited(file, from, to));

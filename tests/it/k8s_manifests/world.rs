@@ -75,7 +75,24 @@ pub(crate) fn only<'a>(docs: &'a [Doc], kind: &str) -> Result<&'a Doc, String> {
 impl World {
     pub(crate) fn resolve(src: &Sources) -> Result<World, String> {
         let docs = parse_docs(src)?;
-        let deployment = &only(&docs, "Deployment")?.value;
+        // The app's Deployment is the one with the sidecar; others (the shared cache's
+        // Redis) are workloads of their own.
+        let with_sidecar: Vec<&Doc> = of_kind(&docs, "Deployment")
+            .into_iter()
+            .filter(|d| {
+                let containers = seq_at(&d.value, &["spec", "template", "spec", "containers"]);
+                named(containers, "outrider").is_some()
+            })
+            .collect();
+        let deployment = match with_sidecar.as_slice() {
+            [one] => &one.value,
+            many => {
+                return Err(format!(
+                    "expected one Deployment with an outrider container in conf/k8s, found {}",
+                    many.len()
+                ))
+            }
+        };
         let deployment_name = str_at(deployment, &["metadata", "name"])
             .unwrap_or_default()
             .to_string();
@@ -193,4 +210,19 @@ impl World {
     pub(crate) fn serves_get(&self, path: &str) -> bool {
         self.endpoints.iter().any(|(p, m)| p == path && m == "GET")
     }
+}
+
+/// The pod template labels and containers of every Deployment in conf/k8s.
+pub(crate) fn workloads(docs: &[Doc]) -> Vec<(Mapping, Vec<Value>)> {
+    of_kind(docs, "Deployment")
+        .into_iter()
+        .map(|d| {
+            let labels = at(&d.value, &["spec", "template", "metadata", "labels"])
+                .and_then(Value::as_mapping)
+                .cloned()
+                .unwrap_or_default();
+            let containers = seq_at(&d.value, &["spec", "template", "spec", "containers"]).to_vec();
+            (labels, containers)
+        })
+        .collect()
 }

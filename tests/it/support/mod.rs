@@ -11,6 +11,7 @@ pub mod cache_status;
 pub mod got;
 pub mod origin;
 pub mod raw;
+pub mod redis_server;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

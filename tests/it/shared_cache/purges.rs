@@ -1,0 +1,186 @@
+//! A purge sent to one replica reaches Redis and every other replica.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::cut::Relay;
+use super::{wait_shared_objects, Replica, HOST};
+use crate::cache::helpers::{is_hit, ok, poll, Backend};
+use crate::support::redis_server::RedisServer;
+
+/// Fills `paths` through A, reads them through B (so B holds them locally).
+async fn spread(a: &Replica, b: &Replica, paths: &[&str]) {
+    for path in paths {
+        a.get(path, &[]).await;
+    }
+    for path in paths {
+        let got = b.get(path, &[]).await;
+        assert!(
+            is_hit(got.cache_status()),
+            "{path} on B: {}",
+            got.cache_status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    for path in ["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"] {
+        let reply = ok(&format!("body of {path}"), "max-age=300");
+        let reply = match path {
+            "/t1" | "/t2" => reply.header("X-Tags", "group other"),
+            _ => reply,
+        };
+        backend.reply(path, reply);
+    }
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &redis.url(), "", "");
+    b.wait_subscribed().await;
+
+    spread(&a, &b, &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"]).await;
+    wait_shared_objects(&redis, 6).await;
+
+    // (body, paths it selects, objects purged in A's store, objects purged in Redis). Each
+    // purged path is read again through B afterwards, which stores it again in Redis but not
+    // in A's store: by the time of `all`, A holds only /keep and Redis holds all six.
+    let cases: [(String, &[&str], usize, usize); 4] = [
+        (format!(r#"{{"key": "http://{HOST}/k1"}}"#), &["/k1"], 1, 1),
+        (
+            r#"{"prefix": "/pre/"}"#.to_string(),
+            &["/pre/a", "/pre/b"],
+            2,
+            2,
+        ),
+        (r#"{"tag": "group"}"#.to_string(), &["/t1", "/t2"], 2, 2),
+        (
+            r#"{"all": true}"#.to_string(),
+            &["/keep", "/k1", "/t1"],
+            1,
+            6,
+        ),
+    ];
+    let mut in_redis = 6;
+    for (received, (body, purged, local, shared)) in cases.into_iter().enumerate() {
+        let answer = a.purge(&body).await;
+        assert_eq!(answer["local"], local, "{body}: {answer}");
+        assert_eq!(answer["shared"], shared, "{body}: {answer}");
+        in_redis -= shared;
+        assert_eq!(redis.objects("t:").len(), in_redis, "{body}: left in Redis");
+        b.wait_purges_received(received as u64 + 1).await;
+        for path in purged {
+            let before = backend.count(path);
+            let got = b.get(path, &[]).await;
+            assert!(
+                !is_hit(got.cache_status()),
+                "{body}: {path} still served by B"
+            );
+            assert_eq!(backend.count(path), before + 1, "{body}: {path}");
+        }
+        in_redis += purged.len();
+        wait_shared_objects(&redis, in_redis).await;
+    }
+    assert_eq!(
+        b.cache().await["shared"]["purges_received"],
+        Value::from(4u64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_cut_off_from_purges_does_not_serve_a_purged_entry_once_back() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.reply("/c", ok("old content", "max-age=300"));
+    let relay = Relay::to(([127, 0, 0, 1], redis.port).into());
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &relay.url(), "", "");
+    b.wait_subscribed().await;
+    spread(&a, &b, &["/c"]).await;
+    wait_shared_objects(&redis, 1).await;
+
+    relay.cut();
+    poll(
+        "B to lose its subscription",
+        Duration::from_secs(10),
+        || async { b.cache().await["shared"]["subscribed"] == Value::Bool(false) },
+    )
+    .await;
+    backend.reply("/c", ok("new content", "max-age=300"));
+    let answer = a.purge(&format!(r#"{{"key": "http://{HOST}/c"}}"#)).await;
+    assert_eq!(answer["shared"], 1, "{answer}");
+    let epoch: u64 = redis.query(&["GET", "t:epoch"]);
+
+    relay.restore();
+    poll(
+        "B to account for the purge epoch",
+        Duration::from_secs(15),
+        || async { b.cache().await["shared"]["purge_epoch"].as_u64() == Some(epoch) },
+    )
+    .await;
+    let got = b.get("/c", &[]).await;
+    assert_eq!(got.body, b"new content", "B served the purged entry");
+    assert_eq!(b.cache().await["shared"]["purges_received"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsafe_method_through_one_replica_invalidates_the_shared_copy_everywhere() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.reply("/inv", ok("v1", "max-age=300"));
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &redis.url(), "", "");
+    b.wait_subscribed().await;
+    spread(&a, &b, &["/inv"]).await;
+    wait_shared_objects(&redis, 1).await;
+
+    backend.reply("/inv", ok("v2", "max-age=300"));
+    let posted = crate::support::got::Got::fetch(
+        reqwest::Method::POST,
+        a.proxy.url("/inv"),
+        &[("host", HOST)],
+        Some(b"change".to_vec()),
+    )
+    .await;
+    assert_eq!(posted.status, 200);
+    wait_shared_objects(&redis, 0).await;
+    b.wait_purges_received(1).await;
+    for (name, replica) in [("A", &a), ("B", &b)] {
+        let got = replica.get("/inv", &[]).await;
+        assert_eq!(got.body, b"v2", "{name} served the invalidated response");
+    }
+}
+
+/// The prefix indexes have no expiry of their own: the entries of URLs whose objects expired
+/// are trimmed in the background, and those of live objects kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn index_entries_of_expired_objects_are_trimmed() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.reply("/short", ok("short", "max-age=1").header("X-Tags", "brief"));
+    backend.reply(
+        "/long",
+        ok("long", "max-age=300").header("X-Tags", "lasting"),
+    );
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    a.get("/short", &[]).await;
+    a.get("/long", &[]).await;
+    wait_shared_objects(&redis, 2).await;
+    assert_eq!(redis.query::<usize>(&["ZCARD", "t:urls"]), 2);
+
+    poll(
+        "the expired URL's index entries to go",
+        Duration::from_secs(30),
+        || async {
+            redis.query::<usize>(&["ZCARD", "t:urls"]) == 1
+                && redis.query::<usize>(&["ZCARD", "t:paths"]) == 1
+                && redis.query::<usize>(&["SCARD", "t:tags"]) == 1
+        },
+    )
+    .await;
+    let left: Vec<String> = redis.query(&["ZRANGE", "t:urls", "0", "-1"]);
+    assert_eq!(left, vec![format!("http://{HOST}/long")]);
+    let tags: Vec<String> = redis.query(&["SMEMBERS", "t:tags"]);
+    assert_eq!(tags, vec!["lasting".to_string()]);
+}
