@@ -41,7 +41,9 @@ impl ProxyHttp for Floor {
         session
             .write_response_header(Box::new(header.clone()), false)
             .await?;
-        session.write_response_body(Some(body.clone()), true).await?;
+        session
+            .write_response_body(Some(body.clone()), true)
+            .await?;
         Ok(true)
     }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use http::header::{self, HeaderName};
 use http::Method;
 use log::debug;
+use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -156,6 +157,9 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
     // spelling, whatever override fields keyed it.
     push_url_overrides(&mut url, &req.headers);
     let mut key = CacheKey::new(url, "");
+    // pingora-cache hashes the primary key (blake2) each time it is asked for it, and a
+    // request asks several times (lookup, lock, store, memoised encodings): hash it once.
+    key.set_primary_bin_override(key.primary_bin());
     key.extensions.insert(hints);
     Ok(key)
 }
@@ -389,18 +393,24 @@ fn hit_directives(
         .fresh_until()
         .duration_since(meta.epoch())
         .unwrap_or_default();
-    let targeted = route.map_or(&[][..], |r| &r.cache.targeted_cache_control[..]);
-    let stored = ResponseFacts::from_headers(
-        meta.response_header().status.as_u16(),
-        meta.headers(),
-        targeted,
-    );
+    let age = meta.age();
+    // The stored response's `must-revalidate` only matters to a stale hit the request accepts
+    // with `max-stale`: its header is parsed for that case only, not on every hit.
+    let must_revalidate = facts.cc.max_stale.is_some() && age >= lifetime && {
+        let targeted = route.map_or(&[][..], |r| &r.cache.targeted_cache_control[..]);
+        ResponseFacts::from_headers(
+            meta.response_header().status.as_u16(),
+            meta.headers(),
+            targeted,
+        )
+        .must_revalidate()
+    };
     match freshness::hit_acceptable(
         &facts.cc,
         facts.pragma_no_cache,
-        meta.age(),
+        age,
         lifetime,
-        stored.must_revalidate(),
+        must_revalidate,
     ) {
         HitVerdict::Fresh | HitVerdict::StaleAccepted if !is_fresh => {
             Some(ForcedFreshness::ForceFresh)
