@@ -72,6 +72,8 @@ pub(crate) struct CacheCtx {
     pub(crate) served_on_open: bool,
     /// The fields of the origin's 304 to this request's revalidation (`cache_update`).
     pub(crate) validated_by: Option<http::HeaderMap>,
+    /// The request's caching facts, parsed once by `request_cache_filter` for the hit filter.
+    pub(crate) request: Option<RequestFacts>,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -116,6 +118,7 @@ pub(super) fn request_cache_filter(
         return;
     }
     ctx.cache.only_if_cached = facts.cc.only_if_cached;
+    ctx.cache.request = Some(facts);
     ctx.cache.request_time = Some(SystemTime::now());
     let timeout = lock_timeout(ctx);
     let mut overrides = CacheOptionOverrides::default();
@@ -225,7 +228,11 @@ pub(super) fn response_cacheable(
                 windows.if_error.max(windows.on_open),
                 header,
             );
-            meta.extensions_mut().insert(windows);
+            // Equal windows are the meta's own `stale-if-error` (what `stale_on_error` falls
+            // back to): no extension, whose map every hit's rebuilt meta would allocate.
+            if windows.if_error != windows.on_open {
+                meta.extensions_mut().insert(windows);
+            }
             ctx.cache.stored = true;
             RespCacheable::Cacheable(meta)
         }
@@ -303,7 +310,7 @@ pub(super) fn hit_filter(
     is_fresh: bool,
     ctx: &mut Ctx,
 ) -> Option<ForcedFreshness> {
-    let forced = hit_directives(session, meta, is_fresh, ctx.route());
+    let forced = hit_directives(session, meta, is_fresh, ctx);
     let served_fresh = match forced {
         None => is_fresh,
         Some(ForcedFreshness::ForceFresh) => true,
@@ -385,10 +392,18 @@ fn hit_directives(
     session: &Session,
     meta: &CacheMeta,
     is_fresh: bool,
-    route: Option<&Route>,
+    ctx: &Ctx,
 ) -> Option<ForcedFreshness> {
-    let req = session.req_header();
-    let facts = RequestFacts::from_parts(&req.method, &req.headers);
+    let route = ctx.route();
+    let parsed;
+    let facts = match &ctx.cache.request {
+        Some(facts) => facts,
+        None => {
+            let req = session.req_header();
+            parsed = RequestFacts::from_parts(&req.method, &req.headers);
+            &parsed
+        }
+    };
     let lifetime = meta
         .fresh_until()
         .duration_since(meta.epoch())
