@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pingora::cache::key::CacheHashKey;
 use pingora::cache::storage::Storage;
 use pingora::cache::trace::Span;
 use pingora::cache::{CacheKey, CacheMeta};
@@ -97,6 +98,35 @@ fn hits(c: &mut Criterion) {
                 let body = hit.read_body().await.expect("body");
                 black_box((meta, body))
             })
+        })
+    });
+    // `proxy::cache` sets the primary hash once when it builds the key; pingora-cache would
+    // otherwise rehash (blake2) the URL each time it asks, several times per request.
+    let hashed: Vec<CacheKey> = (0..OBJECTS)
+        .map(|i| {
+            let mut k = key(i);
+            k.set_primary_bin_override(k.primary_bin());
+            k
+        })
+        .collect();
+    group.bench_function("hit: lookup + read body, key hashed once", |b| {
+        b.iter(|| {
+            next = (next + 7919) % OBJECTS;
+            runtime.block_on(async {
+                let (meta, mut hit) = backend
+                    .lookup(&hashed[next], &trace)
+                    .await
+                    .expect("lookup")
+                    .expect("stored");
+                let body = hit.read_body().await.expect("body");
+                black_box((meta, body))
+            })
+        })
+    });
+    group.bench_function("key: primary hash (blake2 of the URL)", |b| {
+        b.iter(|| {
+            next = (next + 7919) % OBJECTS;
+            black_box(keys[next].primary_bin())
         })
     });
     group.bench_function("miss: lookup of an absent key", |b| {

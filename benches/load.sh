@@ -2,25 +2,36 @@
 # End-to-end load benchmark: the same wrk load against
 #   (a) direct       nginx serving a static file (the backend),
 #   (b) nginx-proxy  nginx proxy_pass with upstream keep-alive in front of that backend,
-#   (c) outrider     Outrider pass-through (1 worker thread) in front of the same backend,
+#   (c) floor        the least a Pingora proxy can be: a `ProxyHttp` with only `upstream_peer`
+#                    (examples/floor_proxy.rs, 1 worker thread), built with the same cargo
+#                    profile and allocator as the Outrider binary measured,
+#   (d) outrider     Outrider pass-through (1 worker thread) in front of the same backend,
 # then req/s, p50, p99 and the proxy process's CPU time per request. See DESIGN.md,
-# "Performance budget", for the numbers these are held against.
+# "Performance budget", for the numbers these are held against. Ratios are outrider/nginx and
+# outrider/floor.
 #
 # With CACHE=1, every proxy answers from its cache instead (cache hits, the backend idle):
 #   (a) direct       as above,
-#   (b) nginx-cache  nginx proxy_cache, 200s valid for 1h, proxy_cache_lock on
+#   (b) nginx-cache  nginx proxy_cache, 200s valid for 1h, proxy_cache_lock on, its cache
+#                    files on tmpfs (/dev/shm) as Outrider keeps its store in memory
 #                    (benches/load/proxy.cache.nginx.conf),
 #   (c) varnish      Varnish, one thread pool, malloc storage, beresp.ttl = 1h
 #                    (benches/load/cache.vcl; installed from Debian's `varnish` if missing;
 #                    VARNISH=0 leaves it out),
-#   (d) outrider     Outrider with [defaults.cache] enabled, default_ttl 1h
+#   (d) floor-memory the ceiling: the floor proxy answering every request with the body from
+#                    memory (a header and a body written by Pingora, no cache machinery),
+#   (e) outrider     Outrider with [defaults.cache] enabled, default_ttl 1h
 #                    (benches/load/outrider.cache.toml appended to its config).
 # One request warms each cache; then each must answer a second one as a hit (nginx
 # `X-Cache-Status: HIT`, Varnish `X-Varnish` with two ids, Outrider `Cache-Status: ...; hit`)
-# or the script stops. The caches reach the backend on a second port of it that keeps an
-# access log (benches/load/backend.cache.nginx.conf; `direct` is measured on the unlogged
-# one); after each cache's load, its requests that reached the backend must be a handful at
-# most. Ratios are outrider/nginx-cache and outrider/varnish.
+# or the script stops, and again after each round's load. The caches reach the backend on a
+# second port of it that keeps an access log (benches/load/backend.cache.nginx.conf; `direct`
+# is measured on the unlogged one); after each cache's load, its requests that reached the
+# backend must be a handful at most. Ratios are outrider/nginx-cache, outrider/varnish and
+# outrider/floor-memory.
+#
+# With ROUNDS > 1 every ratio is given as the median of the per-round ratios (each round runs
+# the contenders back to back, so a round's ratio compares like with like) and their min-max.
 #
 # With COMPRESS=gzip, wrk sends `Accept-Encoding: gzip`, the body is a JSON API response of the
 # same size instead of a run of one letter, and both proxies gzip it at level 6 (nginx:
@@ -40,6 +51,10 @@
 #          CACHE=0|1           cache-hit mode (default 0), see above
 #          VARNISH=1|0         with CACHE=1: VARNISH=0 skips the varnish contender (default 1; if
 #                              it is on and varnishd can't start, the script stops)
+#          FLOOR=1|0           FLOOR=0 leaves the floor (or, with CACHE=1, floor-memory) out;
+#                              COMPRESS=gzip always does (the floor does not compress)
+#          FLOOR_BIN=PATH      use this floor_proxy binary (default: built as the example
+#                              `floor_proxy` with CARGO_PROFILE, target/$CARGO_PROFILE/examples/)
 #          BACKEND_MAX_HITS=5  with CACHE=1: requests a cache may send the backend during its load
 #          DURATION=10s CONNECTIONS=64 THREADS=2   wrk load (QUICK=1 makes DURATION 2s)
 #          WARMUP=3s           warm-up run before each measured one (QUICK=1: 1s)
@@ -65,6 +80,7 @@ BODY=${BODY:-1k}
 COMPRESS=${COMPRESS:-off}
 CACHE=${CACHE:-0}
 VARNISH=${VARNISH:-1}
+FLOOR=${FLOOR:-1}
 BACKEND_MAX_HITS=${BACKEND_MAX_HITS:-5}
 if [[ $QUICK == 1 ]]; then
     DURATION=${DURATION:-2s}
@@ -98,6 +114,11 @@ case $VARNISH in
     0 | 1) ;;
     *) echo "VARNISH must be 0 or 1, not '$VARNISH'" >&2; exit 2 ;;
 esac
+case $FLOOR in
+    0 | 1) ;;
+    *) echo "FLOOR must be 0 or 1, not '$FLOOR'" >&2; exit 2 ;;
+esac
+[[ $COMPRESS != off ]] && FLOOR=0
 if [[ $CACHE == 1 && $COMPRESS != off ]]; then
     echo "CACHE=1 does not combine with COMPRESS=$COMPRESS: the cache-hit mode measures" \
         "uncompressed bodies only (run them separately)" >&2
@@ -111,6 +132,7 @@ SCRIPT_NAME=load.sh
 # shellcheck source=benches/load/common.sh
 source "$TEMPLATES/common.sh"
 build_outrider
+[[ $FLOOR == 1 ]] && build_floor
 
 # --- CPU placement -------------------------------------------------------------------------
 # With PIN=1 on a machine with 2+ CPUs, every server (backend, nginx proxy, Outrider) lives on
@@ -226,6 +248,7 @@ if [[ $CACHE == 1 ]]; then
     ORIGIN_PORT=$(free_port)
     VARNISH_PORT=$(free_port)
 fi
+[[ $FLOOR == 1 ]] && FLOOR_PORT=$(free_port)
 
 render "$TEMPLATES/backend.nginx.conf" "$TMP/backend.conf" \
     DIR="$TMP" PORT="$BACKEND_PORT" USER="$NGINX_USER"
@@ -247,8 +270,15 @@ fi
 
 if [[ $CACHE == 1 ]]; then
     NGINX_C=nginx-cache
+    # nginx's cache files on tmpfs, as Outrider's store is in memory: else the rows would
+    # compare a memory store with a file system's.
+    [[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs ]] || die "/dev/shm is not a tmpfs here"
+    NGINX_CACHE_DIR=$(mktemp -d /dev/shm/outrider-load-nginx-cache.XXXXXX)
+    CLEANUP_DIRS+=("$NGINX_CACHE_DIR")
+    chmod 755 "$NGINX_CACHE_DIR"
     render "$TEMPLATES/proxy.cache.nginx.conf" "$TMP/nginx-cache.conf" \
-        DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$ORIGIN_PORT" USER="$NGINX_USER"
+        DIR="$TMP" PORT="$PROXY_PORT" BACKEND_PORT="$ORIGIN_PORT" USER="$NGINX_USER" \
+        CACHE_DIR="$NGINX_CACHE_DIR"
     start_nginx nginx-cache "$TMP/nginx-cache.conf"
     PROXY_PID=$LAST_PID
     wait_ready nginx-cache "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$TMP/nginx-cache.error.log"
@@ -281,6 +311,20 @@ if [[ $CACHE == 1 && $VARNISH == 1 ]]; then
         "$TMP/varnish.log"
 fi
 
+# The floor: pass-through to the backend, or (CACHE=1) the body answered from memory.
+if [[ $FLOOR == 1 ]]; then
+    FLOOR_C=floor
+    floor_args=("127.0.0.1:$FLOOR_PORT" "127.0.0.1:$BACKEND_PORT")
+    if [[ $CACHE == 1 ]]; then
+        FLOOR_C=floor-memory
+        floor_args+=(--memory "$TMP/www$BODY_PATH")
+    fi
+    "$FLOOR_PROXY" "${floor_args[@]}" >"$TMP/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    wait_ready "$FLOOR_C" "http://127.0.0.1:$FLOOR_PORT$BODY_PATH" "$FLOOR_PID" "$TMP/floor.log"
+fi
+
 render "$TEMPLATES/outrider.toml" "$TMP/outrider.toml" \
     PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$ORIGIN_PORT"
 if [[ $COMPRESS == gzip ]]; then
@@ -302,6 +346,7 @@ pin "$BACKEND_PID" "${SERVER_CPU:-}"
 pin "$PROXY_PID" "${SERVER_CPU:-}"
 [[ -n ${VARNISH_PID:-} ]] && pin "$VARNISH_PID" "${SERVER_CPU:-}" # manager and its cache child
 pin "$OUTRIDER_PID" "${SERVER_CPU:-}"
+[[ -n ${FLOOR_PID:-} ]] && pin "$FLOOR_PID" "${SERVER_CPU:-}"
 
 declare -A URL=(
     [direct]="http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
@@ -315,9 +360,18 @@ if [[ -n ${VARNISH_PID:-} ]]; then
     MEASURED_PID[varnish]=$VARNISH_PID
     CONTENDERS+=(varnish)
 fi
+if [[ -n ${FLOOR_PID:-} ]]; then
+    URL[$FLOOR_C]="http://127.0.0.1:$FLOOR_PORT$BODY_PATH"
+    MEASURED_PID[$FLOOR_C]=$FLOOR_PID
+    CONTENDERS+=("$FLOOR_C")
+fi
 CONTENDERS+=(outrider)
 CACHES=()
-[[ $CACHE == 1 ]] && CACHES=("${CONTENDERS[@]:1}") # all but direct
+if [[ $CACHE == 1 ]]; then
+    for c in "${CONTENDERS[@]}"; do
+        [[ $c == direct || $c == floor-memory ]] || CACHES+=("$c")
+    done
+fi
 
 # Each contender must answer 200 with the whole body before it is worth measuring. With
 # CACHE=1 this is also the request that warms each cache.
@@ -349,10 +403,10 @@ is_hit() { # contender headers-file
 }
 
 # CACHE=1: the warmed caches must now serve hits, else the rows would measure a proxy (or a
-# cache miss path) under a cache's name. A few tries: a cache may store the body just after it
-# sent it on.
-for c in "${CACHES[@]}"; do
-    hit=0
+# cache miss path) under a cache's name; measure() checks again after each load. A few tries:
+# a cache may store the body just after it sent it on.
+check_hit() { # contender when
+    local c=$1 when=$2 hit=0 try code size evidence
     for ((try = 1; try <= 10; try++)); do
         read -r code size < <(curl -s -D "$TMP/hit-$c.headers" -o /dev/null --max-time 5 \
             -w '%{http_code} %{size_download}\n' "${URL[$c]}" || echo "000 0")
@@ -364,15 +418,18 @@ for c in "${CACHES[@]}"; do
     done
     if ((!hit)); then
         sed 's/\r$//; s/^/    /' "$TMP/hit-$c.headers" >&2
-        die "$c (${URL[$c]}) did not serve a cache hit after a warming request and $((try - 1)) more" \
-            "(last answer: HTTP $code, $size bytes; headers above)"
+        die "$c (${URL[$c]}) did not serve a cache hit $when ($try tries;" \
+            "last answer: HTTP $code, $size bytes; headers above)"
     fi
     case $c in
         nginx-cache) evidence="X-Cache-Status: $(header "$TMP/hit-$c.headers" X-Cache-Status)" ;;
         varnish) evidence="X-Varnish: $(header "$TMP/hit-$c.headers" X-Varnish)" ;;
         outrider) evidence="Cache-Status: $(header "$TMP/hit-$c.headers" Cache-Status)" ;;
     esac
-    log "$c serves hits ($evidence)"
+    log "$c serves hits $when ($evidence)"
+}
+for c in "${CACHES[@]}"; do
+    check_hit "$c" "after a warming request"
 done
 
 # COMPRESS=gzip: wrk will ask for gzip. The proxies must then answer with Content-Encoding: gzip
@@ -481,7 +538,8 @@ measure() { # contender round
         split(x, a, ","); split(y, b, ",")
         if (b[2] > a[2]) printf "%.0f", (b[1] - a[1]) * 100 / (b[2] - a[2]); else print "-" }')
 
-    if [[ $CACHE == 1 && $c != direct ]]; then
+    if [[ " ${CACHES[*]} " == *" $c "* ]]; then
+        check_hit "$c" "after round $r's load"
         ORIGIN_HITS[$c $r]=$(($(origin_requests) - origin0))
         if ((${ORIGIN_HITS[$c $r]} > BACKEND_MAX_HITS)); then
             ERRORS=1
@@ -539,15 +597,32 @@ for c in "${CONTENDERS[@]}"; do
     MED_P99[$c]=$(median "${p99[@]}")
     MED_CPU[$c]=$(median "${cpu[@]}")
 done
-((ROUNDS > 1)) && echo "(ratios use the median of $ROUNDS rounds)"
+((ROUNDS > 1)) && echo "(ratios: the median of the $ROUNDS rounds' ratios, min-max in brackets)"
+
+# The ratio A/B of one metric (RPS, P99 or CPU_US) as the median of the per-round ratios, and
+# with several rounds their min-max: "1.31 (1.27-1.35)".
+round_ratio() { # metric a b
+    local -n values=$1
+    local a=$2 b=$3 r per=()
+    for ((r = 1; r <= ROUNDS; r++)); do per+=("$(ratio "${values[$a $r]}" "${values[$b $r]}")"); done
+    if ((ROUNDS > 1)); then
+        printf '%s (%s-%s)' "$(median "${per[@]}")" "$(printf '%s\n' "${per[@]}" | sort -g | head -1)" \
+            "$(printf '%s\n' "${per[@]}" | sort -g | tail -1)"
+    else
+        printf '%s' "${per[0]}"
+    fi
+}
+ratio_line() { # a b
+    echo "ratios: $1/$2 req/s = $(round_ratio RPS "$1" "$2")  p99 = $(round_ratio P99 "$1" "$2")" \
+        " cpu/req = $(round_ratio CPU_US "$1" "$2")"
+}
 if [[ $CACHE == 1 ]]; then
     for c in "${CACHES[@]}"; do
         [[ $c == outrider ]] && continue
-        echo "ratios: outrider/$c req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[$c]}")" \
-            " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[$c]}")" \
-            " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[$c]}")"
+        ratio_line outrider "$c"
     done
-    echo "ratios: outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+    [[ -n ${FLOOR_C:-} ]] && ratio_line outrider "$FLOOR_C"
+    echo "ratios: outrider/direct req/s = $(round_ratio RPS outrider direct)"
     summary=""
     for c in "${CACHES[@]}"; do
         n=""
@@ -557,10 +632,10 @@ if [[ $CACHE == 1 ]]; then
     echo "cache: requests that reached the backend during each cache's warm-up and load" \
         "(per round, at most $BACKEND_MAX_HITS allowed): $summary"
 else
-    echo "ratios: outrider/nginx req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[nginx-proxy]}")" \
-        " p99 = $(ratio "${MED_P99[outrider]}" "${MED_P99[nginx-proxy]}")" \
-        " cpu/req = $(ratio "${MED_CPU[outrider]}" "${MED_CPU[nginx-proxy]}")" \
-        "; outrider/direct req/s = $(ratio "${MED_RPS[outrider]}" "${MED_RPS[direct]}")"
+    ratio_line outrider nginx-proxy
+    [[ -n ${FLOOR_C:-} ]] && ratio_line outrider "$FLOOR_C"
+    [[ -n ${FLOOR_C:-} ]] && ratio_line "$FLOOR_C" nginx-proxy
+    echo "ratios: outrider/direct req/s = $(round_ratio RPS outrider direct)"
 fi
 echo "cpu: user+sys time of the process serving that row (the backend nginx for 'direct'," \
     "the proxy for the others) per request, and as a share of one core (${CLK_TCK} Hz ticks);" \

@@ -54,10 +54,22 @@ build_outrider() {
     [[ -x $OUTRIDER ]] || die "no binary at $OUTRIDER"
 }
 
+# The floor contender of load.sh (examples/floor_proxy.rs), built with the same profile as
+# Outrider unless SKIP_BUILD=1 or FLOOR_BIN is set; points FLOOR_PROXY at the binary.
+build_floor() {
+    if [[ ${SKIP_BUILD:-0} != 1 && -z ${FLOOR_BIN:-} ]]; then
+        log "cargo build --profile $CARGO_PROFILE --example floor_proxy"
+        (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" --example floor_proxy)
+    fi
+    FLOOR_PROXY=${FLOOR_BIN:-$ROOT/target/$CARGO_PROFILE/examples/floor_proxy}
+    [[ -x $FLOOR_PROXY ]] || die "no floor proxy binary at $FLOOR_PROXY (FLOOR=0 leaves it out)"
+}
+
 # --- process bookkeeping and cleanup -------------------------------------------------------
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/outrider-${SCRIPT_NAME%.sh}.XXXXXX")
 PIDS=() # every server we started, killed on exit
+CLEANUP_DIRS=() # directories outside $TMP (on /dev/shm) removed on exit
 
 # Children of a pid (nginx's workers), from /proc so that procps isn't needed.
 children_of() {
@@ -91,6 +103,7 @@ cleanup() {
         fi
         wait "$pid" 2>/dev/null || true
     done
+    ((${#CLEANUP_DIRS[@]} == 0)) || rm -rf "${CLEANUP_DIRS[@]}"
     if [[ ${KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
         log "temp dir kept: $TMP"
     else

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use http::header::{self, HeaderName};
 use http::Method;
 use log::debug;
+use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{
@@ -71,6 +72,8 @@ pub(crate) struct CacheCtx {
     pub(crate) served_on_open: bool,
     /// The fields of the origin's 304 to this request's revalidation (`cache_update`).
     pub(crate) validated_by: Option<http::HeaderMap>,
+    /// The request's caching facts, parsed once by `request_cache_filter` for the hit filter.
+    pub(crate) request: Option<RequestFacts>,
 }
 
 /// A `CacheLock` per distinct timeout: Pingora takes `&'static` locks and reads the age
@@ -115,6 +118,7 @@ pub(super) fn request_cache_filter(
         return;
     }
     ctx.cache.only_if_cached = facts.cc.only_if_cached;
+    ctx.cache.request = Some(facts);
     ctx.cache.request_time = Some(SystemTime::now());
     let timeout = lock_timeout(ctx);
     let mut overrides = CacheOptionOverrides::default();
@@ -156,6 +160,9 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
     // spelling, whatever override fields keyed it.
     push_url_overrides(&mut url, &req.headers);
     let mut key = CacheKey::new(url, "");
+    // pingora-cache hashes the primary key (blake2) each time it is asked for it, and a
+    // request asks several times (lookup, lock, store, memoised encodings): hash it once.
+    key.set_primary_bin_override(key.primary_bin());
     key.extensions.insert(hints);
     let shared = ctx.policy.cache_store.shared.as_ref();
     if shared.is_some_and(|s| !s.fill_lock.is_zero()) {
@@ -226,7 +233,11 @@ pub(super) fn response_cacheable(
                 windows.if_error.max(windows.on_open),
                 header,
             );
-            meta.extensions_mut().insert(windows);
+            // Equal windows are the meta's own `stale-if-error` (what `stale_on_error` falls
+            // back to): no extension, whose map every hit's rebuilt meta would allocate.
+            if windows.if_error != windows.on_open {
+                meta.extensions_mut().insert(windows);
+            }
             ctx.cache.stored = true;
             RespCacheable::Cacheable(meta)
         }
@@ -304,7 +315,7 @@ pub(super) fn hit_filter(
     is_fresh: bool,
     ctx: &mut Ctx,
 ) -> Option<ForcedFreshness> {
-    let forced = hit_directives(session, meta, is_fresh, ctx.route());
+    let forced = hit_directives(session, meta, is_fresh, ctx);
     let served_fresh = match forced {
         None => is_fresh,
         Some(ForcedFreshness::ForceFresh) => true,
@@ -386,26 +397,40 @@ fn hit_directives(
     session: &Session,
     meta: &CacheMeta,
     is_fresh: bool,
-    route: Option<&Route>,
+    ctx: &Ctx,
 ) -> Option<ForcedFreshness> {
-    let req = session.req_header();
-    let facts = RequestFacts::from_parts(&req.method, &req.headers);
+    let route = ctx.route();
+    let parsed;
+    let facts = match &ctx.cache.request {
+        Some(facts) => facts,
+        None => {
+            let req = session.req_header();
+            parsed = RequestFacts::from_parts(&req.method, &req.headers);
+            &parsed
+        }
+    };
     let lifetime = meta
         .fresh_until()
         .duration_since(meta.epoch())
         .unwrap_or_default();
-    let targeted = route.map_or(&[][..], |r| &r.cache.targeted_cache_control[..]);
-    let stored = ResponseFacts::from_headers(
-        meta.response_header().status.as_u16(),
-        meta.headers(),
-        targeted,
-    );
+    let age = meta.age();
+    // The stored response's `must-revalidate` only matters to a stale hit the request accepts
+    // with `max-stale`: its header is parsed for that case only, not on every hit.
+    let must_revalidate = facts.cc.max_stale.is_some() && age >= lifetime && {
+        let targeted = route.map_or(&[][..], |r| &r.cache.targeted_cache_control[..]);
+        ResponseFacts::from_headers(
+            meta.response_header().status.as_u16(),
+            meta.headers(),
+            targeted,
+        )
+        .must_revalidate()
+    };
     match freshness::hit_acceptable(
         &facts.cc,
         facts.pragma_no_cache,
-        meta.age(),
+        age,
         lifetime,
-        stored.must_revalidate(),
+        must_revalidate,
     ) {
         HitVerdict::Fresh | HitVerdict::StaleAccepted if !is_fresh => {
             Some(ForcedFreshness::ForceFresh)

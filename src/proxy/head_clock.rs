@@ -4,8 +4,11 @@
 //! byte now and then (slowloris) would hold the connection for ever.
 //!
 //! The data plane's connections are wrapped ([`ClockedProxy`]) in a [`HeadClock`] stream that
-//! starts a timer at the first byte of a head and fails the read once it runs out, after
-//! writing `408 Request Timeout` (RFC 9110 §15.5.9) when part of a head was received. The
+//! notes when the first byte of a head arrives and fails the read once the limit from then
+//! runs out, after writing `408 Request Timeout` (RFC 9110 §15.5.9) when part of a head was
+//! received. The timer itself is armed only when the head takes a second read: most heads
+//! arrive whole in one read, and a timer per request would cost a timer-wheel entry (and an
+//! allocation) on every request for nothing. The
 //! hooks tell it where heads end through a task-local [`Clock`] (Pingora runs an HTTP/1
 //! connection's requests in the task that accepted it): `early_request_filter` says the head is
 //! in, `logging` that the next one may start. HTTP/2 connections (seen by their preface) are
@@ -28,7 +31,7 @@ use pingora::protocols::{
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::{Outrider, Shared};
 
@@ -73,6 +76,8 @@ pub(crate) struct HeadClock {
     /// Off for HTTP/2 (the preface was seen) and once a timeout was reported.
     enabled: bool,
     first_read: bool,
+    /// When the first byte of the head of this generation arrived.
+    head_started: Option<(u64, Instant)>,
     timer: Option<(u64, Pin<Box<Sleep>>)>,
 }
 
@@ -127,6 +132,7 @@ impl ServerApp for ClockedProxy {
             cuts: self.cuts.clone(),
             enabled: true,
             first_read: true,
+            head_started: None,
             timer: None,
         });
         CLOCK
@@ -178,6 +184,15 @@ impl AsyncRead for HeadClock {
         if !awaiting || this.timer.as_ref().is_some_and(|(g, _)| *g != generation) {
             this.timer = None;
         }
+        if !awaiting || this.head_started.is_some_and(|(g, _)| g != generation) {
+            this.head_started = None;
+        }
+        // A second read for the same head: it did not come whole, so the deadline (counted
+        // from its first byte) now needs a timer that wakes a read still pending then.
+        if let (Some((_, started)), None) = (this.head_started, this.timer.as_ref()) {
+            let timer = Box::pin(tokio::time::sleep_until(started + this.limit));
+            this.timer = Some((generation, timer));
+        }
         if let Some((_, timer)) = this.timer.as_mut() {
             if timer.as_mut().poll(cx).is_ready() {
                 this.enabled = false;
@@ -200,11 +215,8 @@ impl AsyncRead for HeadClock {
                 this.enabled = false;
             }
         }
-        if awaiting && this.enabled && this.timer.is_none() && !read.is_empty() {
-            let mut timer = Box::pin(tokio::time::sleep(this.limit));
-            // Registers the waker, so the deadline wakes a read that is still pending.
-            let _ = timer.as_mut().poll(cx);
-            this.timer = Some((generation, timer));
+        if awaiting && this.enabled && this.head_started.is_none() && !read.is_empty() {
+            this.head_started = Some((generation, Instant::now()));
         }
         polled
     }

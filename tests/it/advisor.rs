@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{client, Origin, Proxy};
+use crate::support::{client, Origin, Proxy, Reply};
 
 const MIN_SAMPLES: u64 = outrider::advisor::MIN_SAMPLES;
 
@@ -86,6 +86,29 @@ async fn cacheability_counts_identical_repeats() {
         .unwrap()
         .contains("cache = { enabled = true, default_ttl = \"30s\" }"));
     assert_eq!(a["min_samples"], MIN_SAMPLES);
+}
+
+/// The default route (ETag generation on: the buffered leg) hashes bodies as Pingora's leg
+/// does: one URL asked 100 times, its body changing every second time, repeats 50 bodies.
+#[tokio::test(flavor = "multi_thread")]
+async fn cacheability_hashes_bodies_on_the_buffered_leg() {
+    let served = std::sync::atomic::AtomicU64::new(0);
+    let origin = Origin::with_handler(move |_| {
+        let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Reply::ok(format!("{{\"version\":{}}}", n / 2)).header("content-type", "application/json")
+    });
+    let proxy = Proxy::start(&conf(&origin, ""));
+    for _ in 0..100 {
+        let resp = get(&proxy.url("/changing"), &[]).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("etag"), "not the buffered leg");
+    }
+    let a = advice_when(&proxy, "100 GETs counted", |a| {
+        find(a, "cacheability", "api").is_some_and(|x| x["evidence"]["samples"] == 100)
+    })
+    .await;
+    let x = find(&a, "cacheability", "api").unwrap();
+    assert_eq!(x["evidence"]["identical_repeats_storable"], 50, "{x:#}");
 }
 
 /// 60 JSON responses of 700 bytes to clients accepting gzip, on a route with min_size 1KiB.
