@@ -137,11 +137,12 @@ fn purge_local(shared: &Shared, req: &AdminRequest) -> Result<(PurgeTarget, usiz
         Selector::Tag(v) => ("tag", v),
         Selector::All => ("all", String::new()),
     };
-    shared.purges.record(PurgeRecord {
+    shared.cache.purges.record(PurgeRecord {
         at: std::time::SystemTime::now(),
         kind,
         value,
         purged,
+        received: false,
     });
     Ok((target, purged))
 }
@@ -149,6 +150,7 @@ fn purge_local(shared: &Shared, req: &AdminRequest) -> Result<(PurgeTarget, usiz
 /// `GET /cache`'s `recent_purges`: each selector in the shape of the purge body that sent it.
 fn recent_purges(shared: &Shared) -> serde_json::Value {
     let purges: Vec<serde_json::Value> = shared
+        .cache
         .purges
         .recent()
         .into_iter()
@@ -161,6 +163,7 @@ fn recent_purges(shared: &Shared) -> serde_json::Value {
                 "at": humantime::format_rfc3339_millis(p.at).to_string(),
                 "selector": selector,
                 "purged": p.purged,
+                "from": if p.received { "replica" } else { "admin" },
             })
         })
         .collect();

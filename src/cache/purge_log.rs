@@ -16,6 +16,8 @@ pub(crate) struct PurgeRecord {
     pub(crate) kind: &'static str,
     pub(crate) value: String,
     pub(crate) purged: usize,
+    /// Sent to another replica and received here through the shared tier.
+    pub(crate) received: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,7 @@ mod tests {
             kind: "tag",
             value: format!("t{n}"),
             purged: n,
+            received: false,
         }
     }
 

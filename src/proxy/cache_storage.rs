@@ -155,6 +155,8 @@ pub struct CacheBackend {
     pub(crate) tier: std::sync::OnceLock<Arc<SharedTier>>,
     /// Lookups by [`CacheResult`], over all routes, for `GET /cache`'s hit ratio.
     lookups: [AtomicU64; 6],
+    /// The last purges, asked here or received from other replicas, for `GET /cache`.
+    pub(crate) purges: crate::cache::purge_log::PurgeLog,
 }
 
 /// `GET /cache`'s lookup counts since start.
@@ -174,6 +176,7 @@ impl CacheBackend {
             store: Store::new(max_bytes, max_object_bytes),
             tier: std::sync::OnceLock::new(),
             lookups: Default::default(),
+            purges: Default::default(),
         }))
     }
 

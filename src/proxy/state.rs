@@ -40,8 +40,6 @@ pub struct Shared {
     health: std::sync::Mutex<HealthRegistry>,
     /// The response cache: created once, kept across reloads (only its limits change).
     pub cache: &'static CacheBackend,
-    /// The last purges, for `GET /cache` and the dashboard.
-    pub(crate) purges: crate::cache::purge_log::PurgeLog,
     /// The slow-request log's rate limit, per process.
     pub(crate) slow_log: super::slow_log::SlowLog,
     /// What `GET /advice` reports; fed with `try_lock` only (see `advice`).
@@ -80,7 +78,6 @@ impl Shared {
         }
         Arc::new(Shared {
             cache,
-            purges: Default::default(),
             startup: Startup::of(&policy),
             policy: ArcSwap::from_pointee(Active::bind(
                 policy,

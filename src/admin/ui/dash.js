@@ -112,7 +112,7 @@ function drawCache(c) {
     `${c.purged} purged · ${c.evictions} evicted`;
   const purges = (c.recent_purges || []).map((p) => {
     const [kind, value] = Object.entries(p.selector || {})[0] || ["?", ""];
-    const what = kind === "all" ? "all" : `${kind} ${value}`;
+    const what = (kind === "all" ? "all" : `${kind} ${value}`) + (p.from === "replica" ? " (from another replica)" : "");
     return el("li", { class: "purge", "data-kind": kind },
       el("span", { class: "meta" }, new Date(p.at).toLocaleTimeString() + " "),
       `${what}: ${p.purged} purged`);

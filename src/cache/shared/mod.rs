@@ -42,6 +42,18 @@ pub(crate) enum PurgeTarget {
     All,
 }
 
+impl PurgeTarget {
+    /// The purge body's selector that asks for this: its kind and value (empty for `all`).
+    pub(crate) fn selector(&self) -> (&'static str, &str) {
+        match self {
+            PurgeTarget::Url(v) | PurgeTarget::Path(v) => ("key", v),
+            PurgeTarget::Prefix(v) => ("prefix", v),
+            PurgeTarget::Tag(v) => ("tag", v),
+            PurgeTarget::All => ("all", ""),
+        }
+    }
+}
+
 /// Published on the purge channel: which replica purged, what, and the purge epoch it
 /// brought Redis to (see `proxy/shared_tier` for how replicas use the epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use super::SharedTier;
+use crate::cache::purge_log::PurgeRecord;
 use crate::cache::shared::{PurgeMessage, PurgeTarget};
 use crate::proxy::cache_storage::CacheBackend;
 
@@ -158,6 +159,14 @@ impl SharedTierListener {
         if message.from != self.tier.instance {
             let purged = purge_locally(self.backend, &message.target);
             self.tier.metrics.purges_received.inc();
+            let (kind, value) = message.target.selector();
+            self.backend.purges.record(PurgeRecord {
+                at: std::time::SystemTime::now(),
+                kind,
+                value: value.to_string(),
+                purged,
+                received: true,
+            });
             log::debug!(
                 "shared cache tier: purge {:?} from {}: {purged} local objects",
                 message.target,

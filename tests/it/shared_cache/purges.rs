@@ -82,9 +82,25 @@ async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
         in_redis += purged.len();
         wait_shared_objects(&redis, in_redis).await;
     }
+    let report = b.cache().await;
+    assert_eq!(report["shared"]["purges_received"], Value::from(4u64));
+    // B lists the purges it received, newest first, as sent to A.
+    let listed: Vec<(String, String)> = report["recent_purges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recent_purges: {report}"))
+        .iter()
+        .map(|p| (p["selector"].to_string(), p["from"].to_string()))
+        .collect();
+    let replica = "\"replica\"".to_string();
     assert_eq!(
-        b.cache().await["shared"]["purges_received"],
-        Value::from(4u64)
+        listed,
+        vec![
+            (r#"{"all":true}"#.to_string(), replica.clone()),
+            (r#"{"tag":"group"}"#.to_string(), replica.clone()),
+            (r#"{"prefix":"/pre/"}"#.to_string(), replica.clone()),
+            (format!(r#"{{"key":"http://{HOST}/k1"}}"#), replica),
+        ],
+        "{report}"
     );
 }
 
