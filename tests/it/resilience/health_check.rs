@@ -4,6 +4,7 @@
 //! upstream listed in `readiness_upstreams`. Probes run every 100 ms; every wait is a poll
 //! with a generous deadline.
 
+use super::metrics_text;
 use crate::support;
 
 use std::net::SocketAddr;
@@ -71,17 +72,6 @@ async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn metrics_text(proxy: &Proxy) -> String {
-    client()
-        .get(proxy.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text")
 }
 
 #[tokio::test(flavor = "multi_thread")]

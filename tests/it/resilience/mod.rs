@@ -7,3 +7,17 @@ mod hop_by_hop;
 mod pipelining;
 mod rate_limit;
 mod retry;
+
+use crate::support::{client, Proxy};
+
+/// The proxy's `/metrics` text.
+async fn metrics_text(proxy: &Proxy) -> String {
+    client()
+        .get(proxy.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("text")
+}

@@ -1,6 +1,7 @@
 //! `rate_limit`: exact 200 / 429 counts over a bounded burst. The refill is one token an hour,
 //! so no refill can land during a test however slow the machine: the counts are equalities.
 
+use super::metrics_text;
 use crate::support;
 
 use support::{client, metric, Origin, Proxy};
@@ -39,17 +40,6 @@ async fn burst(proxy: &Proxy, path: &str, n: usize, api_key: Option<&str>) -> (u
         }
     }
     counts
-}
-
-async fn metrics_text(proxy: &Proxy) -> String {
-    client()
-        .get(proxy.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 //! `idempotent_only`; under a sustained 100% failure the retries stay within the budget, and
 //! the refusals are counted.
 
+use super::metrics_text;
 use crate::support;
 
 use std::net::SocketAddr;
@@ -18,17 +19,6 @@ fn conf(endpoints: &[SocketAddr], retry: &str, etag: bool) -> String {
          [defaults.etag]\ngenerate = {etag}\n",
         list.join(", ")
     )
-}
-
-async fn metrics_text(proxy: &Proxy) -> String {
-    client()
-        .get(proxy.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text")
 }
 
 fn retries(text: &str, reason: &str) -> f64 {
