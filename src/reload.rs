@@ -6,12 +6,13 @@
 //! live: a new value is reported as "needs restart" while the rest of the file still applies,
 //! and the running policy keeps showing the values actually in effect.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use log::{error, info, warn};
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::config::{compile, sha256_hex, ConfigError};
 pub(crate) use crate::metrics::reloads::{ReloadFailure, Trigger};
@@ -145,6 +146,36 @@ fn watch_dirs(path: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// The names in the watched directories whose changes can change the conf file: its own name,
+/// its symlink target's, and Kubernetes' `..data` swaps of a mounted ConfigMap.
+fn watched_names(path: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = path.file_name().into_iter().map(Into::into).collect();
+    if let Some(real) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|real| real.file_name().map(OsString::from))
+    {
+        if !names.contains(&real) {
+            names.push(real);
+        }
+    }
+    names
+}
+
+/// Whether a watch event can mean new conf contents. Reads are not changes: reloading opens
+/// the file, which inotify reports as an access, so counting those would reload for ever. Nor
+/// are writes to other files in the directory (a log file beside the conf).
+fn is_conf_change(event: &notify::Event, names: &[OsString]) -> bool {
+    if matches!(event.kind, EventKind::Access(_)) {
+        return false;
+    }
+    event.paths.is_empty()
+        || event.paths.iter().any(|p| {
+            p.file_name().is_some_and(|name| {
+                names.iter().any(|n| n == name) || name.to_string_lossy().starts_with("..")
+            })
+        })
+}
+
 /// Watches the conf file and SIGHUP until `shutdown` resolves, reloading on each.
 pub(crate) async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Future<Output = ()>) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -155,9 +186,10 @@ pub(crate) async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Futur
     // Kept alive for the loop's lifetime; dropping it stops the watch.
     let _watcher = shared.config_path.as_deref().and_then(|path| {
         let tx = tx.clone();
+        let names = watched_names(path);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                if event.is_ok_and(|e| is_conf_change(&e, &names)) {
                     // A full channel already holds a pending wake-up; that is all we need.
                     let _ = tx.try_send(());
                 }
@@ -199,5 +231,53 @@ pub(crate) async fn watch(shared: Arc<Shared>, shutdown: impl std::future::Futur
                 reload(&shared, Trigger::Signal);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind};
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn reads_of_the_conf_file_are_not_changes() {
+        let names = vec![OsString::from("outrider.toml")];
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        assert!(!is_conf_change(
+            &event(read, "/etc/o/outrider.toml"),
+            &names
+        ));
+        assert!(!is_conf_change(
+            &event(open, "/etc/o/outrider.toml"),
+            &names
+        ));
+    }
+
+    #[test]
+    fn writes_renames_and_configmap_swaps_are_changes_other_files_are_not() {
+        let names = vec![OsString::from("outrider.toml")];
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let create = EventKind::Create(CreateKind::Any);
+        assert!(is_conf_change(
+            &event(write, "/etc/o/outrider.toml"),
+            &names
+        ));
+        assert!(is_conf_change(
+            &event(create, "/etc/o/outrider.toml"),
+            &names
+        ));
+        assert!(is_conf_change(&event(create, "/etc/o/..data"), &names));
+        assert!(is_conf_change(
+            &event(create, "/etc/o/..2026_12_07"),
+            &names
+        ));
+        assert!(!is_conf_change(&event(write, "/etc/o/access.log"), &names));
+        // An event without a path (an overflowed queue) may hide a change.
+        assert!(is_conf_change(&notify::Event::new(write), &names));
     }
 }
