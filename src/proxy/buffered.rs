@@ -52,7 +52,6 @@ use http::{Method, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
-use pingora::upstreams::peer::Peer;
 
 use super::cache_conditional;
 use super::cache_fill;
@@ -406,10 +405,7 @@ async fn finish(
     fully_read: bool,
 ) -> Result<()> {
     if fully_read {
-        proxy
-            .connector
-            .release_http_session(upstream, peer, peer.idle_timeout())
-            .await;
+        proxy.connector.release(upstream, peer).await;
     }
     Ok(())
 }
@@ -427,7 +423,7 @@ async fn exchange_header(
     loop {
         attempts += 1;
         let peer = proxy.upstream_peer(session, ctx).await?;
-        let (mut upstream, reused) = match proxy.connector.get_http_session(&*peer).await {
+        let (mut upstream, reused) = match proxy.connector.connect(&peer).await {
             Ok(connected) => connected,
             Err(mut e) => {
                 e.as_up();

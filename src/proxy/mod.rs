@@ -26,6 +26,7 @@ mod retry;
 pub(crate) mod shared_tier;
 mod slow_log;
 mod state;
+mod upstream_conn;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,7 +39,6 @@ use log::{debug, info, warn};
 use pingora::cache::key::HashBinary;
 use pingora::cache::storage::HitHandler;
 use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, RespCacheable};
-use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::ResponseHeader;
 use pingora::modules::http::HttpModules;
@@ -64,14 +64,16 @@ pub(crate) struct Outrider {
     shared: Arc<Shared>,
     /// The buffered leg's upstream connections and their keep-alive pool (Pingora's leg has
     /// its own inside the proxy service).
-    connector: Connector,
+    connector: upstream_conn::UpstreamConnector,
 }
 
 impl Outrider {
     pub(crate) fn new(shared: Arc<Shared>, server: &ServerConf) -> Self {
         Outrider {
             shared,
-            connector: Connector::new(Some(ConnectorOptions::from_server_conf(server))),
+            connector: upstream_conn::UpstreamConnector::new(ConnectorOptions::from_server_conf(
+                server,
+            )),
         }
     }
 }
