@@ -22,8 +22,8 @@
 //! run; and it returns errors to Pingora, which calls `fail_to_proxy` and `logging` as for its
 //! own leg. Each body chunk it sends goes through `response_body_filter` first, as on Pingora's
 //! leg (`upstream_response_body_filter` is Pingora's default there, so there is nothing to
-//! call). It has its own connector and keep-alive pool (`Outrider::connector`), separate from
-//! Pingora's, and tries again wherever the hooks mark an error retryable, within Pingora's own
+//! call). It has its own connector and keep-alive pool (`upstream_conn`, without Pingora's task per
+//! idle connection), separate from Pingora's, and tries again wherever the hooks mark an error retryable, within Pingora's own
 //! cap on tries (`max_retries`, 16), as Pingora's leg does.
 //!
 //! Scope, chosen so the leg never streams a request body or an upgrade: `GET` and `HEAD` with an
