@@ -734,6 +734,9 @@ if [[ $LATENCY == 1 ]]; then
         printf 'added latency over direct, %s: p50 %s us, p99 %s us\n' "$c" \
             "$(round_difference P50_US "$c" direct)" "$(round_difference P99_US "$c" direct)"
     done
+    # What Outrider adds to Pingora's own proxy loop, at one request at a time.
+    [[ -n ${FLOOR_C:-} ]] && printf 'added latency over floor, outrider: p50 %s us, p99 %s us\n' \
+        "$(round_difference P50_US outrider "$FLOOR_C")" "$(round_difference P99_US outrider "$FLOOR_C")"
     added=() alone=()
     for ((r = 1; r <= ROUNDS; r++)); do
         added+=("$((${P50_US[outrider $r]} - ${P50_US[direct $r]}))") alone+=("${P50_US[direct $r]}")
@@ -792,6 +795,11 @@ if [[ $COMPRESS == gzip ]]; then
         hits_ratio=$(median "${per[@]}")
         echo "goal: compressed hits >= 50x nginx gzip-6: ${hits_ratio}x," \
             "$(awk -v x="$hits_ratio" 'BEGIN { print (x >= 50) ? "met" : "not met" }')"
+        # A hit is cheap enough that wrk, reading every response on its one core, can be what
+        # bounds outrider's row (its cpu(%) then stays well below 100 while nginx's does not):
+        # CPU per response says how many hits the server core pays for one nginx gzip response.
+        echo "by CPU per response: nginx-proxy/outrider = $(round_ratio CPU_US nginx-proxy outrider)" \
+            "(nginx-proxy ${MED_CPU[nginx-proxy]} us, outrider ${MED_CPU[outrider]} us)"
     fi
     for c in nginx-proxy outrider; do
         # Headers (and chunk framing) come on top of the body: compare with the headers the
