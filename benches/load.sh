@@ -795,9 +795,10 @@ if [[ $COMPRESS == gzip ]]; then
         hits_ratio=$(median "${per[@]}")
         echo "goal: compressed hits >= 50x nginx gzip-6: ${hits_ratio}x," \
             "$(awk -v x="$hits_ratio" 'BEGIN { print (x >= 50) ? "met" : "not met" }')"
-        # A hit is cheap enough that wrk, reading every response on its one core, can be what
-        # bounds outrider's row (its cpu(%) then stays well below 100 while nginx's does not):
-        # CPU per response says how many hits the server core pays for one nginx gzip response.
+        # A hit is cheap enough that something besides its own CPU can bound outrider's row (wrk
+        # reading every response on its one core, other load on the server core: its cpu(%)
+        # then stays well below nginx's): CPU per response says how many hits the server core
+        # pays for one nginx gzip response.
         echo "by CPU per response: nginx-proxy/outrider = $(round_ratio CPU_US nginx-proxy outrider)" \
             "(nginx-proxy ${MED_CPU[nginx-proxy]} us, outrider ${MED_CPU[outrider]} us)"
     fi
