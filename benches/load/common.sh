@@ -181,5 +181,10 @@ to_ms() {
         sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'
 }
 
+# The same in microseconds, the unit of wrk's latency histogram (so whole numbers below 1 ms).
+to_us() {
+    awk -v ms="$(to_ms "$1")" 'BEGIN { if (ms == "nan") print "nan"; else printf "%.0f", ms * 1000 }'
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
