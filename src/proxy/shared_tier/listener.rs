@@ -6,12 +6,14 @@
 //! each replica remembers the highest epoch it has accounted for. On (re)subscribing, and on
 //! every ping, it reads the epoch; one that differs from what it accounted for means purges it
 //! never saw (or a Redis that lost its data), and it clears its local cache: it cannot know
-//! what they selected. The ping only acts on a difference seen twice in a row, so that a purge
-//! whose message is still on its way does not clear the cache.
+//! what they selected. The ping only acts on a difference that lasts longer than a purge may
+//! take ([`super::PURGE_TIMEOUT`]): a purge moves the epoch before it deletes anything (see
+//! `purge`) and publishes itself once done, so a purge still running, or whose message is on
+//! its way, does not clear the cache.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -30,6 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Applies a purge to the local store; the number of objects removed.
 pub(crate) fn purge_locally(backend: &CacheBackend, target: &PurgeTarget) -> usize {
+    backend.begin_purge();
     let store = &backend.store;
     match target {
         PurgeTarget::Url(url) => store.purge_url(url),
@@ -53,7 +56,7 @@ const TRIM_EVERY: u32 = 5;
 #[async_trait]
 impl BackgroundService for SharedTierListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut lagging = false;
+        let mut lagging = None;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -117,17 +120,23 @@ impl SharedTierListener {
         answer
     }
 
-    async fn poll(&self, lagging: &mut bool) {
+    /// `lagging`: since when the epoch in Redis has differed from the one accounted for.
+    async fn poll(&self, lagging: &mut Option<Instant>) {
         if let Some(epoch) = self.ping().await {
             self.trim().await;
             let differs = self.tier.known_epoch().is_some_and(|known| known != epoch);
-            if differs && *lagging {
-                self.reconcile(epoch, false);
-                *lagging = false;
-            } else {
-                *lagging = differs;
-                if self.tier.known_epoch().is_none() {
-                    self.tier.account_epoch(epoch);
+            match (differs, *lagging) {
+                (true, Some(since)) if since.elapsed() > super::PURGE_TIMEOUT => {
+                    self.reconcile(epoch, false);
+                    *lagging = None;
+                }
+                (true, Some(_)) => {}
+                (true, None) => *lagging = Some(Instant::now()),
+                (false, _) => {
+                    *lagging = None;
+                    if self.tier.known_epoch().is_none() {
+                        self.tier.account_epoch(epoch);
+                    }
                 }
             }
         }
@@ -137,7 +146,7 @@ impl SharedTierListener {
     fn reconcile(&self, epoch: u64, resubscribed: bool) {
         let known = self.tier.known_epoch();
         if known.is_some_and(|known| known != epoch) {
-            let dropped = self.backend.store.purge_all();
+            let dropped = purge_locally(self.backend, &PurgeTarget::All);
             log::warn!(
                 "shared cache tier: purges happened that this replica did not receive (epoch {} → {epoch}{}); local cache cleared ({dropped} objects)",
                 known.unwrap_or_default(),
