@@ -163,17 +163,19 @@ pub struct FetchFence {
 }
 
 impl FetchFence {
+    // Relaxed: written and read by the one request, whose task the runtime hands between
+    // threads with the synchronisation that implies.
     pub(crate) fn local(&self) -> u64 {
-        self.local.load(Ordering::SeqCst)
+        self.local.load(Ordering::Relaxed)
     }
 
     pub(crate) fn shared_epoch(&self) -> Option<u64> {
-        self.shared.load(Ordering::SeqCst).checked_sub(1)
+        self.shared.load(Ordering::Relaxed).checked_sub(1)
     }
 
     pub(crate) fn set_shared_epoch(&self, epoch: Option<u64>) {
         let value = epoch.map_or(0, |e| e.saturating_add(1));
-        self.shared.store(value, Ordering::SeqCst);
+        self.shared.store(value, Ordering::Relaxed);
     }
 }
 
@@ -344,7 +346,7 @@ impl Storage for CacheBackend {
             hints
                 .fence
                 .local
-                .store(self.purge_generation(), Ordering::SeqCst);
+                .store(self.purge_generation(), Ordering::Relaxed);
             let epoch = self.tier.get().and_then(|tier| tier.known_epoch());
             hints.fence.set_shared_epoch(epoch);
         }

@@ -153,12 +153,7 @@ impl SharedTierListener {
                 if resubscribed { ", while unsubscribed" } else { "" }
             );
         }
-        let mut guard = self
-            .tier
-            .known_epoch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *guard = Some(epoch);
+        self.tier.reset_epoch(epoch);
     }
 
     fn received(&self, payload: &[u8]) {

@@ -203,81 +203,116 @@ async fn index_entries_of_expired_objects_are_trimmed() {
     assert_eq!(tags, vec!["lasting".to_string()]);
 }
 
-/// A response on its way from the origin while another replica purges its URL is served to
-/// the request that asked for it, but stored neither locally nor in Redis: it is the content
-/// the purge was about.
+/// Held requests wait at most this long for the test to release them.
+const HOLD_AT_MOST: Duration = Duration::from_secs(30);
+
+/// A gate the origin holds a response at until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let guard = open.lock().unwrap();
+        let _open = opened
+            .wait_timeout_while(guard, HOLD_AT_MOST, |open| !*open)
+            .unwrap();
+    }
+
+    fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+/// A response on its way from the origin while a purge that selects it runs (sent to the
+/// other replica or to the one fetching, by each selector) is served to the request that
+/// asked for it, but stored neither locally nor in Redis: it is the content the purge was
+/// about.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fill_in_flight_during_a_purge_does_not_bring_the_purged_content_back() {
     let redis = RedisServer::start();
     let backend = Backend::start();
-    // The first request for /race is held at the origin until the test opens the gate.
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let held = gate.clone();
-    let asked = Arc::new(AtomicUsize::new(0));
-    backend.on("/race", move |_| {
-        if asked.fetch_add(1, Ordering::SeqCst) > 0 {
-            return ok("new content", "max-age=300").header("X-Tags", "race");
-        }
-        let (open, opened) = &*held;
-        let guard = open.lock().unwrap();
-        let _open = opened
-            .wait_timeout_while(guard, Duration::from_secs(30), |open| !*open)
-            .unwrap();
-        ok("old content", "max-age=300").header("X-Tags", "race")
-    });
-    backend.reply("/sentinel", ok("sentinel", "max-age=300"));
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
     a.wait_subscribed().await;
     b.wait_subscribed().await;
-
-    let in_flight = tokio::spawn({
-        let url = a.proxy.url("/race");
-        async move {
-            crate::support::got::Got::fetch(reqwest::Method::GET, url, &[("host", HOST)], None)
-                .await
-        }
-    });
-    poll(
-        "the origin to hold /race",
-        Duration::from_secs(10),
-        || async { backend.count("/race") == 1 },
-    )
-    .await;
-    let answer = b
-        .purge(&format!(r#"{{"key": "http://{HOST}/race"}}"#))
-        .await;
-    assert_eq!(answer["shared"], 0, "{answer}");
-    a.wait_purges_received(1).await;
-    {
-        let (open, opened) = &*gate;
-        *open.lock().unwrap() = true;
-        opened.notify_all();
-    }
-    let first = in_flight.await.unwrap();
-    assert_eq!(
-        first.body, b"old content",
-        "the request that asked is served"
-    );
-
-    // A's write of /race, had it been made, was spawned before this fill's: once the
-    // sentinel is in Redis, a resurrected /race would be there too.
-    a.get("/sentinel", &[]).await;
     let index = |path: &str| format!("t:u:http://{HOST}{path}");
-    poll("the sentinel in Redis", Duration::from_secs(10), || async {
-        redis.query::<bool>(&["EXISTS", &index("/sentinel")])
-    })
-    .await;
-    assert!(
-        !redis.query::<bool>(&["EXISTS", &index("/race")]),
-        "the purged response is back in Redis"
-    );
-    assert_eq!(redis.objects("t:").len(), 1);
-    for (name, replica) in [("B", &b), ("A", &a)] {
-        let got = replica.get("/race", &[]).await;
-        assert_eq!(
-            got.body, b"new content",
-            "{name} served the purged response"
+
+    // (selector, purged on B rather than on A, the request path).
+    let cases = [
+        (
+            "key",
+            true,
+            format!(r#"{{"key": "http://{HOST}/race/key"}}"#),
+        ),
+        ("tag", true, r#"{"tag": "race-tag"}"#.to_string()),
+        ("prefix", false, r#"{"prefix": "/race/prefix"}"#.to_string()),
+        ("all", false, r#"{"all": true}"#.to_string()),
+    ];
+    let mut received_by_a = 0;
+    for (kind, on_b, purge) in cases {
+        let path = format!("/race/{kind}");
+        let sentinel = format!("/sentinel/{kind}");
+        let tag = format!("race-{kind}");
+        // The first request for the path is held at the origin until the gate opens.
+        let gate = Gate::default();
+        let held = gate.clone();
+        let asked = Arc::new(AtomicUsize::new(0));
+        backend.on(&path, move |_| {
+            if asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                held.wait();
+                ok("old content", "max-age=300").header("X-Tags", &tag)
+            } else {
+                ok("new content", "max-age=300").header("X-Tags", &tag)
+            }
+        });
+        backend.reply(&sentinel, ok("sentinel", "max-age=300"));
+
+        let in_flight = tokio::spawn({
+            let url = a.proxy.url(&path);
+            async move {
+                crate::support::got::Got::fetch(reqwest::Method::GET, url, &[("host", HOST)], None)
+                    .await
+            }
+        });
+        poll(
+            &format!("{kind}: the origin to hold {path}"),
+            Duration::from_secs(10),
+            || async { backend.count(&path) == 1 },
+        )
+        .await;
+        if on_b {
+            b.purge(&purge).await;
+            received_by_a += 1;
+            a.wait_purges_received(received_by_a).await;
+        } else {
+            a.purge(&purge).await;
+        }
+        gate.open();
+        let first = in_flight.await.unwrap();
+        assert_eq!(first.body, b"old content", "{kind}: the request that asked");
+
+        // A's write of the path, had it been made, was spawned before the sentinel's: once
+        // the sentinel is in Redis, a resurrected response would be there too.
+        a.get(&sentinel, &[]).await;
+        poll(
+            &format!("{kind}: the sentinel in Redis"),
+            Duration::from_secs(10),
+            || async { redis.query::<bool>(&["EXISTS", &index(&sentinel)]) },
+        )
+        .await;
+        assert!(
+            !redis.query::<bool>(&["EXISTS", &index(&path)]),
+            "{kind}: the purged response is back in Redis"
         );
+        for (name, replica) in [("B", &b), ("A", &a)] {
+            let got = replica.get(&path, &[]).await;
+            assert_eq!(
+                got.body, b"new content",
+                "{kind}: {name} served the purged response"
+            );
+        }
     }
 }
