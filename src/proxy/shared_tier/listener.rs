@@ -6,7 +6,7 @@
 //! each replica remembers the highest epoch it has accounted for. On (re)subscribing, and on
 //! every ping, it reads the epoch; one that differs from what it accounted for means purges it
 //! never saw (or a Redis that lost its data), and it clears its local cache: it cannot know
-//! what they selected. The ping only acts on a difference that lasts longer than a purge may
+//! what they selected. The ping only acts on an epoch not accounted for longer than a purge may
 //! take ([`super::PURGE_TIMEOUT`]): a purge moves the epoch before it deletes anything (see
 //! `purge`) and publishes itself once done, so a purge still running, or whose message is on
 //! its way, does not clear the cache.
@@ -43,6 +43,23 @@ pub(crate) fn purge_locally(backend: &CacheBackend, target: &PurgeTarget) -> usi
     }
 }
 
+/// A difference between the purge epoch in Redis and the one accounted for, as first seen.
+struct Lag {
+    known: u64,
+    redis: u64,
+    since: Instant,
+}
+
+impl Lag {
+    fn new(known: u64, redis: u64) -> Lag {
+        Lag {
+            known,
+            redis,
+            since: Instant::now(),
+        }
+    }
+}
+
 pub(crate) struct SharedTierListener {
     pub(crate) tier: Arc<SharedTier>,
     pub(crate) backend: &'static CacheBackend,
@@ -56,7 +73,7 @@ const TRIM_EVERY: u32 = 5;
 #[async_trait]
 impl BackgroundService for SharedTierListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut lagging = None;
+        let mut lagging: Option<Lag> = None;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -120,24 +137,27 @@ impl SharedTierListener {
         answer
     }
 
-    /// `lagging`: since when the epoch in Redis has differed from the one accounted for.
-    async fn poll(&self, lagging: &mut Option<Instant>) {
+    async fn poll(&self, lagging: &mut Option<Lag>) {
         if let Some(epoch) = self.ping().await {
             self.trim().await;
-            let differs = self.tier.known_epoch().is_some_and(|known| known != epoch);
-            match (differs, *lagging) {
-                (true, Some(since)) if since.elapsed() > super::PURGE_TIMEOUT => {
+            let Some(known) = self.tier.known_epoch().filter(|&known| known != epoch) else {
+                *lagging = None;
+                if self.tier.known_epoch().is_none() {
+                    self.tier.account_epoch(epoch);
+                }
+                return;
+            };
+            match lagging {
+                // Caught up with the epoch seen then: another purge is under way now.
+                Some(lag) if known != lag.known && known >= lag.redis => {
+                    *lagging = Some(Lag::new(known, epoch));
+                }
+                Some(lag) if lag.since.elapsed() > super::PURGE_TIMEOUT => {
                     self.reconcile(epoch, false);
                     *lagging = None;
                 }
-                (true, Some(_)) => {}
-                (true, None) => *lagging = Some(Instant::now()),
-                (false, _) => {
-                    *lagging = None;
-                    if self.tier.known_epoch().is_none() {
-                        self.tier.account_epoch(epoch);
-                    }
-                }
+                Some(_) => {}
+                None => *lagging = Some(Lag::new(known, epoch)),
             }
         }
     }
