@@ -5,8 +5,10 @@
 //!   stored locally and served like a local hit (its freshness comes from its own stored
 //!   times). With `fill_lock`, a shared miss takes a short Redis lock; other replicas that miss
 //!   the same key poll for the shared copy until the lock goes or `fill_lock` passes.
-//! - Write path (`write`): a response stored locally is written to Redis by a spawned task;
-//!   the client never waits. Redis expires it when it can no longer be served, even stale.
+//! - Write path (`write`): a response stored locally, or refreshed by a 304, is written to
+//!   Redis by a spawned task; the client never waits. Redis expires it when it can no longer
+//!   be served, even stale. The write is refused when a purge moved the epoch since the
+//!   response was asked of the origin, so a fill racing a purge does not bring it back.
 //! - Purges (`purge`, `listener`): a purge removes the matching objects from Redis through
 //!   the indexes `cache::shared::keys` describes, increments the purge epoch and publishes
 //!   itself; every replica's listener applies it to its local store. A replica whose
