@@ -11,11 +11,18 @@ use super::{wait_shared_objects, Replica, HOST};
 use crate::cache::helpers::{is_hit, ok, poll, Backend};
 use crate::support::redis_server::RedisServer;
 
-/// Fills `paths` through A, reads them through B (so B holds them locally).
-async fn spread(a: &Replica, b: &Replica, paths: &[&str]) {
+/// Fills `paths` through A, reads them through B (so B holds them locally) once A's shared
+/// copies are in (A writes them in the background).
+async fn spread(redis: &RedisServer, a: &Replica, b: &Replica, paths: &[&str]) {
     for path in paths {
         a.get(path, &[]).await;
     }
+    poll("A's shared copies", Duration::from_secs(10), || async {
+        paths
+            .iter()
+            .all(|path| redis.query::<bool>(&["EXISTS", &format!("t:u:http://{HOST}{path}")]))
+    })
+    .await;
     for path in paths {
         let got = b.get(path, &[]).await;
         assert!(
@@ -42,7 +49,13 @@ async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
     let b = Replica::start(&backend, &redis.url(), "", "");
     b.wait_subscribed().await;
 
-    spread(&a, &b, &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"]).await;
+    spread(
+        &redis,
+        &a,
+        &b,
+        &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"],
+    )
+    .await;
     wait_shared_objects(&redis, 6).await;
 
     // (body, paths it selects, objects purged in A's store, objects purged in Redis). Each
@@ -115,7 +128,7 @@ async fn a_replica_cut_off_from_purges_does_not_serve_a_purged_entry_once_back()
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &relay.url(), "", "");
     b.wait_subscribed().await;
-    spread(&a, &b, &["/c"]).await;
+    spread(&redis, &a, &b, &["/c"]).await;
     wait_shared_objects(&redis, 1).await;
 
     relay.cut();
@@ -150,7 +163,7 @@ async fn an_unsafe_method_through_one_replica_invalidates_the_shared_copy_everyw
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
     b.wait_subscribed().await;
-    spread(&a, &b, &["/inv"]).await;
+    spread(&redis, &a, &b, &["/inv"]).await;
     wait_shared_objects(&redis, 1).await;
 
     backend.reply("/inv", ok("v2", "max-age=300"));
