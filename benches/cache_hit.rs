@@ -55,6 +55,7 @@ fn key(i: usize) -> CacheKey {
         url: Arc::from(url.as_str()),
         tag_header: None,
         etag_max_body: Some(1 << 20),
+        fence: Default::default(),
     }));
     key
 }

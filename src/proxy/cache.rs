@@ -155,6 +155,7 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
             .etag
             .generate
             .then(|| usize::try_from(route.etag.max_body).unwrap_or(usize::MAX)),
+        fence: Default::default(),
     });
     // After the hints: purges and invalidation find every entry of the URL by its plain
     // spelling, whatever override fields keyed it.

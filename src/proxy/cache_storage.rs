@@ -137,7 +137,7 @@ impl StoredMeta {
 }
 
 /// What the store needs about an object beyond Pingora's key and meta.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StoreHints {
     /// The primary key string, `scheme://host/path?query`: purge by URL and prefix.
     pub url: Arc<str>,
@@ -145,6 +145,38 @@ pub struct StoreHints {
     pub tag_header: Option<HeaderName>,
     /// Generate a strong ETag for a stored 200 without one, up to this body size.
     pub etag_max_body: Option<usize>,
+    /// The purge generations this request saw before it asked the origin.
+    pub fence: FetchFence,
+}
+
+/// The purge generations a request saw at its last cache lookup, that is before it asked the
+/// origin: what it then stores is dropped if a purge ran meanwhile, so that a fill in flight
+/// during a purge does not bring the purged content back (locally: [`CacheBackend`]'s purge
+/// generation; in Redis: the shared tier's purge epoch, see `shared_tier::write`). A purge
+/// unrelated to the response drops it too: for a cache that is one more miss, never a
+/// wrong answer, and it spares tracking generations per key, prefix and tag.
+#[derive(Debug, Default)]
+pub struct FetchFence {
+    local: AtomicU64,
+    /// The shared tier's purge epoch plus one; 0 while unknown.
+    shared: AtomicU64,
+}
+
+impl FetchFence {
+    // Relaxed: written and read by the one request, whose task the runtime hands between
+    // threads with the synchronisation that implies.
+    pub(crate) fn local(&self) -> u64 {
+        self.local.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn shared_epoch(&self) -> Option<u64> {
+        self.shared.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    pub(crate) fn set_shared_epoch(&self, epoch: Option<u64>) {
+        let value = epoch.map_or(0, |e| e.saturating_add(1));
+        self.shared.store(value, Ordering::Relaxed);
+    }
 }
 
 /// The cache's process-wide state. Pingora wants `&'static` storage, so it is leaked once per
@@ -157,6 +189,8 @@ pub struct CacheBackend {
     lookups: [AtomicU64; 6],
     /// The last purges, asked here or received from other replicas, for `GET /cache`.
     pub(crate) purges: crate::cache::purge_log::PurgeLog,
+    /// Incremented by every purge before it removes anything (see [`FetchFence`]).
+    purge_generation: AtomicU64,
 }
 
 /// `GET /cache`'s lookup counts since start.
@@ -177,7 +211,43 @@ impl CacheBackend {
             tier: std::sync::OnceLock::new(),
             lookups: Default::default(),
             purges: Default::default(),
+            purge_generation: AtomicU64::new(0),
         }))
+    }
+
+    /// Called by every purge (asked here, received from another replica, or the shared
+    /// tier's catch-up) before it removes anything.
+    pub(crate) fn begin_purge(&self) {
+        self.purge_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn purge_generation(&self) -> u64 {
+        self.purge_generation.load(Ordering::SeqCst)
+    }
+
+    /// Stores `object` unless a purge began since generation `since`; `None` when one did.
+    ///
+    /// Checked again after the insert, which closes the race with a purge running meanwhile:
+    /// a purge bumps the generation before it takes the shard lock, so either its removal
+    /// comes after this insert, or the second check sees the bump and removes the object
+    /// again (a stricter check would have to run under the store's shard lock, inside
+    /// `Store::insert`; this one leaves the object visible for the instant between the two).
+    pub(crate) fn insert_unless_purged(
+        &self,
+        key: EntryKey,
+        object: NewObject<Arc<StoredMeta>>,
+        now: SystemTime,
+        since: u64,
+    ) -> Option<Insert> {
+        if self.purge_generation() != since {
+            return None;
+        }
+        let inserted = self.store.insert(key, object, now);
+        if self.purge_generation() != since {
+            self.store.remove(&key);
+            return None;
+        }
+        Some(inserted)
     }
 
     pub(crate) fn record(&self, result: CacheResult) {
@@ -208,6 +278,55 @@ impl CacheBackend {
     }
 }
 
+impl CacheBackend {
+    /// After a 304 refreshed a stored object: the shared copy gets the new times and header
+    /// too, or other replicas would keep finding it stale (and Redis would expire a copy that
+    /// is fresh again). The whole object is written again, body included: by the time a
+    /// stale object is revalidated its shared copy has usually expired already (Redis keeps
+    /// it only through its stale windows), so a header-only update would mostly find nothing
+    /// to update, and it would need a script to splice the new header onto a body it cannot
+    /// check is the one this 304 validated. The body is the stored `Bytes`, not a copy, and
+    /// the write runs off the request path like every shared write.
+    fn share_revalidated(
+        &self,
+        tier: &Arc<SharedTier>,
+        key: &CacheKey,
+        entry: EntryKey,
+        meta: Arc<StoredMeta>,
+    ) {
+        let Some(hints) = key.extensions.get::<Arc<StoreHints>>() else {
+            return;
+        };
+        let Some(hit) = self.store.get(&entry, SystemTime::now()) else {
+            return;
+        };
+        let stored = Stored {
+            entry,
+            tags: tags_of(&meta.header, hints.tag_header.as_ref()),
+            meta,
+            body: hit.body.clone(),
+            url: hints.url.clone(),
+            epoch: hints.fence.shared_epoch(),
+        };
+        tier.store_later(stored, None);
+    }
+}
+
+/// The purge tags `header` carries in the route's tag header.
+fn tags_of(header: &ResponseHeader, tag_header: Option<&HeaderName>) -> Vec<Box<str>> {
+    let Some(name) = tag_header else {
+        return Vec::new();
+    };
+    header
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split_ascii_whitespace())
+        .map(Box::from)
+        .collect()
+}
+
 fn entry_key(primary: HashBinary, variance: Option<HashBinary>) -> EntryKey {
     EntryKey { primary, variance }
 }
@@ -223,6 +342,14 @@ impl Storage for CacheBackend {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        if let Some(hints) = key.extensions.get::<Arc<StoreHints>>() {
+            hints
+                .fence
+                .local
+                .store(self.purge_generation(), Ordering::Relaxed);
+            let epoch = self.tier.get().and_then(|tier| tier.known_epoch());
+            hints.fence.set_shared_epoch(epoch);
+        }
         let Some(hit) = self.store.get(&entry_key_of(key), SystemTime::now()) else {
             return Ok(match self.tier.get() {
                 Some(tier) => tier.lookup(self, key).await,
@@ -246,6 +373,7 @@ impl Storage for CacheBackend {
                 url: Arc::from(key.primary_key_str().unwrap_or_default()),
                 tag_header: None,
                 etag_max_body: None,
+                fence: FetchFence::default(),
             })
         });
         // The body is kept for the object's life: sized from Content-Length up front, it is
@@ -289,11 +417,18 @@ impl Storage for CacheBackend {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<bool> {
-        let stored = StoredMeta::of(meta);
+        let stored = Arc::new(StoredMeta::of(meta));
         let (weight, expires) = (stored.weight(), stored.expires());
-        Ok(self
+        let entry = entry_key_of(key);
+        let updated = self
             .store
-            .update_meta(&entry_key_of(key), Arc::new(stored), weight, expires))
+            .update_meta(&entry, stored.clone(), weight, expires);
+        if updated {
+            if let Some(tier) = self.tier.get() {
+                self.share_revalidated(tier, key, entry, stored);
+            }
+        }
+        Ok(updated)
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
@@ -467,18 +602,7 @@ impl Fill {
     }
 
     fn tags(&self) -> Vec<Box<str>> {
-        let Some(name) = &self.hints.tag_header else {
-            return Vec::new();
-        };
-        self.meta
-            .header
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split_ascii_whitespace())
-            .map(Box::from)
-            .collect()
+        tags_of(&self.meta.header, self.hints.tag_header.as_ref())
     }
 }
 
@@ -503,6 +627,7 @@ impl HandleMiss for Fill {
                 body: body.clone(),
                 url: fill.hints.url.clone(),
                 tags: tags.clone(),
+                epoch: fill.hints.fence.shared_epoch(),
             };
             (tier, stored)
         });
@@ -514,12 +639,15 @@ impl HandleMiss for Fill {
             url: fill.hints.url.clone(),
             tags,
         };
-        match fill
-            .backend
-            .store
-            .insert(fill.key, object, SystemTime::now())
-        {
-            Insert::Stored { .. } => {
+        let since = fill.hints.fence.local();
+        let inserted =
+            fill.backend
+                .insert_unless_purged(fill.key, object, SystemTime::now(), since);
+        match inserted {
+            // A purge ran while this response was on its way: it must not bring the purged
+            // content back, here or in Redis. Served to this request, not stored.
+            None => Ok(MissFinishType::Created(0)),
+            Some(Insert::Stored { .. }) => {
                 if let Some((tier, stored)) = shared_copy {
                     let lock = fill.fill_lock.as_deref().and_then(FillLockSlot::take);
                     tier.store_later(stored, lock);
@@ -528,8 +656,8 @@ impl HandleMiss for Fill {
             }
             // Stale on arrival with nothing to revalidate it by: `response_cacheable` declines
             // those up front, so this is only a clock edge; nothing to store, nothing wrong.
-            Insert::Expired => Ok(MissFinishType::Created(0)),
-            Insert::TooLarge => Error::e_explain(
+            Some(Insert::Expired) => Ok(MissFinishType::Created(0)),
+            Some(Insert::TooLarge) => Error::e_explain(
                 ErrorType::InternalError,
                 format!("a {size}-byte response does not fit the cache"),
             ),
@@ -587,5 +715,46 @@ mod tests {
         owned.header_to_h1_wire(&mut after);
         assert_eq!(after, before, "names (with their case) and values are kept");
         assert_eq!(owned.status, 200);
+    }
+
+    fn object(url: &str) -> NewObject<Arc<StoredMeta>> {
+        let now = SystemTime::now();
+        let header = ResponseHeader::build(200, None).unwrap();
+        let meta = StoredMeta::of(&CacheMeta::new(
+            now + Duration::from_secs(60),
+            now,
+            0,
+            0,
+            header,
+        ));
+        NewObject {
+            meta_weight: meta.weight(),
+            expires: meta.expires(),
+            meta: Arc::new(meta),
+            body: Bytes::from_static(b"body"),
+            url: Arc::from(url),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_fill_that_began_before_a_purge_is_not_stored() {
+        let backend = CacheBackend::leak(1 << 20, 1 << 16);
+        let key = EntryKey::primary([7; 16]);
+        let now = SystemTime::now();
+        let before = backend.purge_generation();
+        backend.begin_purge();
+        assert_eq!(
+            backend.insert_unless_purged(key, object("http://h/a"), now, before),
+            None
+        );
+        assert!(backend.store.get(&key, now).is_none());
+
+        let since = backend.purge_generation();
+        assert!(matches!(
+            backend.insert_unless_purged(key, object("http://h/a"), now, since),
+            Some(Insert::Stored { .. })
+        ));
+        assert!(backend.store.get(&key, now).is_some());
     }
 }

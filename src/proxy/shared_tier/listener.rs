@@ -6,12 +6,14 @@
 //! each replica remembers the highest epoch it has accounted for. On (re)subscribing, and on
 //! every ping, it reads the epoch; one that differs from what it accounted for means purges it
 //! never saw (or a Redis that lost its data), and it clears its local cache: it cannot know
-//! what they selected. The ping only acts on a difference seen twice in a row, so that a purge
-//! whose message is still on its way does not clear the cache.
+//! what they selected. The ping only acts on an epoch not accounted for longer than a purge may
+//! take ([`super::PURGE_TIMEOUT`]): a purge moves the epoch before it deletes anything (see
+//! `purge`) and publishes itself once done, so a purge still running, or whose message is on
+//! its way, does not clear the cache.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -30,6 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Applies a purge to the local store; the number of objects removed.
 pub(crate) fn purge_locally(backend: &CacheBackend, target: &PurgeTarget) -> usize {
+    backend.begin_purge();
     let store = &backend.store;
     match target {
         PurgeTarget::Url(url) => store.purge_url(url),
@@ -37,6 +40,23 @@ pub(crate) fn purge_locally(backend: &CacheBackend, target: &PurgeTarget) -> usi
         PurgeTarget::Prefix(prefix) => store.purge_prefix(prefix),
         PurgeTarget::Tag(tag) => store.purge_tag(tag),
         PurgeTarget::All => store.purge_all(),
+    }
+}
+
+/// A difference between the purge epoch in Redis and the one accounted for, as first seen.
+struct Lag {
+    known: u64,
+    redis: u64,
+    since: Instant,
+}
+
+impl Lag {
+    fn new(known: u64, redis: u64) -> Lag {
+        Lag {
+            known,
+            redis,
+            since: Instant::now(),
+        }
     }
 }
 
@@ -53,7 +73,7 @@ const TRIM_EVERY: u32 = 5;
 #[async_trait]
 impl BackgroundService for SharedTierListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut lagging = false;
+        let mut lagging: Option<Lag> = None;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -117,18 +137,27 @@ impl SharedTierListener {
         answer
     }
 
-    async fn poll(&self, lagging: &mut bool) {
+    async fn poll(&self, lagging: &mut Option<Lag>) {
         if let Some(epoch) = self.ping().await {
             self.trim().await;
-            let differs = self.tier.known_epoch().is_some_and(|known| known != epoch);
-            if differs && *lagging {
-                self.reconcile(epoch, false);
-                *lagging = false;
-            } else {
-                *lagging = differs;
+            let Some(known) = self.tier.known_epoch().filter(|&known| known != epoch) else {
+                *lagging = None;
                 if self.tier.known_epoch().is_none() {
                     self.tier.account_epoch(epoch);
                 }
+                return;
+            };
+            match lagging {
+                // Caught up with the epoch seen then: another purge is under way now.
+                Some(lag) if known != lag.known && known >= lag.redis => {
+                    *lagging = Some(Lag::new(known, epoch));
+                }
+                Some(lag) if lag.since.elapsed() > super::PURGE_TIMEOUT => {
+                    self.reconcile(epoch, false);
+                    *lagging = None;
+                }
+                Some(_) => {}
+                None => *lagging = Some(Lag::new(known, epoch)),
             }
         }
     }
@@ -137,19 +166,14 @@ impl SharedTierListener {
     fn reconcile(&self, epoch: u64, resubscribed: bool) {
         let known = self.tier.known_epoch();
         if known.is_some_and(|known| known != epoch) {
-            let dropped = self.backend.store.purge_all();
+            let dropped = purge_locally(self.backend, &PurgeTarget::All);
             log::warn!(
                 "shared cache tier: purges happened that this replica did not receive (epoch {} → {epoch}{}); local cache cleared ({dropped} objects)",
                 known.unwrap_or_default(),
                 if resubscribed { ", while unsubscribed" } else { "" }
             );
         }
-        let mut guard = self
-            .tier
-            .known_epoch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *guard = Some(epoch);
+        self.tier.reset_epoch(epoch);
     }
 
     fn received(&self, payload: &[u8]) {

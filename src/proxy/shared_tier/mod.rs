@@ -5,8 +5,10 @@
 //!   stored locally and served like a local hit (its freshness comes from its own stored
 //!   times). With `fill_lock`, a shared miss takes a short Redis lock; other replicas that miss
 //!   the same key poll for the shared copy until the lock goes or `fill_lock` passes.
-//! - Write path (`write`): a response stored locally is written to Redis by a spawned task;
-//!   the client never waits. Redis expires it when it can no longer be served, even stale.
+//! - Write path (`write`): a response stored locally, or refreshed by a 304, is written to
+//!   Redis by a spawned task; the client never waits. Redis expires it when it can no longer
+//!   be served, even stale. The write is refused when a purge moved the epoch since the
+//!   response was asked of the origin, so a fill racing a purge does not bring it back.
 //! - Purges (`purge`, `listener`): a purge removes the matching objects from Redis through
 //!   the indexes `cache::shared::keys` describes, increments the purge epoch and publishes
 //!   itself; every replica's listener applies it to its local store. A replica whose
@@ -30,7 +32,7 @@ mod write;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -87,8 +89,9 @@ pub(crate) struct SharedTier {
     /// What `outrider_cache_shared_up` and the logs last said.
     reported_up: AtomicBool,
     pub(crate) subscribed: AtomicBool,
-    /// The purge epoch this replica has accounted for (None before it first read it).
-    pub(crate) known_epoch: Mutex<Option<u64>>,
+    /// The purge epoch this replica has accounted for, plus one (0 before it first read it).
+    /// An atomic: every cache lookup reads it (see `FetchFence`).
+    known_epoch: AtomicU64,
     lock_tokens: AtomicU64,
 }
 
@@ -114,7 +117,7 @@ impl SharedTier {
             reachable: AtomicBool::new(false),
             reported_up: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
-            known_epoch: Mutex::new(None),
+            known_epoch: AtomicU64::new(0),
             lock_tokens: AtomicU64::new(0),
         }))
     }
@@ -270,12 +273,18 @@ impl SharedTier {
 
     /// Records `epoch` as accounted for (epochs only grow).
     pub(crate) fn account_epoch(&self, epoch: u64) {
-        let mut known = self.known_epoch.lock().unwrap_or_else(|p| p.into_inner());
-        *known = Some(known.map_or(epoch, |k| k.max(epoch)));
+        self.known_epoch
+            .fetch_max(epoch.saturating_add(1), Ordering::SeqCst);
+    }
+
+    /// Sets the epoch accounted for, even lower (a Redis that lost its data starts again).
+    pub(crate) fn reset_epoch(&self, epoch: u64) {
+        self.known_epoch
+            .store(epoch.saturating_add(1), Ordering::SeqCst);
     }
 
     pub(crate) fn known_epoch(&self) -> Option<u64> {
-        *self.known_epoch.lock().unwrap_or_else(|p| p.into_inner())
+        self.known_epoch.load(Ordering::SeqCst).checked_sub(1)
     }
 
     pub(crate) fn client(&self) -> &redis::Client {

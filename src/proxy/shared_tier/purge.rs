@@ -1,5 +1,5 @@
-//! Purges: the matching objects leave Redis (found through the indexes, never by scanning
-//! the keyspace), the epoch moves, and the purge is published for every other replica.
+//! Purges: the epoch moves, the matching objects leave Redis (found through the indexes,
+//! never by scanning the keyspace), and the purge is published for every other replica.
 
 use std::sync::Arc;
 
@@ -50,11 +50,14 @@ impl SharedTier {
                 false,
                 |_: &(usize, u64)| SharedResult::Ok,
                 |mut c| async move {
-                    let purged = purge_in_redis(&mut c, &keys, &target_owned).await?;
+                    // The epoch moves first: a write of a response fetched before the purge
+                    // (conditional on the epoch it saw, see `write`) is refused from here on,
+                    // and one that landed before is among what the deletes below find.
                     let epoch: u64 = redis::cmd("INCR")
                         .arg(keys.epoch())
                         .query_async(&mut c)
                         .await?;
+                    let purged = purge_in_redis(&mut c, &keys, &target_owned).await?;
                     let message = PurgeMessage {
                         from,
                         epoch,

@@ -12,7 +12,7 @@ use super::SharedTier;
 use crate::cache::shared::wire::SharedObject;
 use crate::cache::store::{EntryKey, Insert, NewObject};
 use crate::metrics::shared_cache::{SharedOp, SharedResult};
-use crate::proxy::cache_storage::{entry_key_of, CacheBackend, StoredBody};
+use crate::proxy::cache_storage::{entry_key_of, CacheBackend, StoreHints, StoredBody};
 
 /// How often a replica waiting for another's fill looks for the shared copy.
 const FILL_POLL: Duration = Duration::from_millis(20);
@@ -69,20 +69,35 @@ impl SharedTier {
     ) -> Option<(CacheMeta, HitHandler)> {
         let entry = entry_key_of(key);
         let object_key = self.keys.object(&entry);
-        let found = self
+        let hints = key.extensions.get::<Arc<StoreHints>>();
+        let (found, epoch) = self
             .call(
                 SharedOp::Get,
                 self.policy.timeout,
-                |v: &Option<Vec<u8>>| hit_or_miss(v.is_some()),
+                |v: &(Option<Vec<u8>>, Option<u64>)| hit_or_miss(v.0.is_some()),
                 |mut c| {
-                    let object_key = object_key.clone();
-                    async move { redis::cmd("GET").arg(object_key).query_async(&mut c).await }
+                    let (object_key, epoch_key) = (object_key.clone(), self.keys.epoch());
+                    // The epoch rides along: on a miss, what this request fetches is written
+                    // to Redis only if no purge moved it meanwhile (see `write`).
+                    async move {
+                        redis::pipe()
+                            .cmd("GET")
+                            .arg(object_key)
+                            .cmd("GET")
+                            .arg(epoch_key)
+                            .query_async(&mut c)
+                            .await
+                    }
                 },
             )
             .await
             .ok()?;
+        if let Some(hints) = hints {
+            hints.fence.set_shared_epoch(Some(epoch.unwrap_or(0)));
+        }
+        let since = hints.map_or_else(|| backend.purge_generation(), |h| h.fence.local());
         if let Some(value) = found {
-            return self.admit(backend, entry, value);
+            return self.admit(backend, entry, value, since);
         }
         if self.policy.fill_lock.is_zero() {
             return None;
@@ -120,7 +135,7 @@ impl SharedTier {
             });
             return None;
         }
-        self.wait_for_fill(backend, entry, object_key, lock_key)
+        self.wait_for_fill(backend, entry, object_key, lock_key, since)
             .await
     }
 
@@ -132,6 +147,7 @@ impl SharedTier {
         entry: EntryKey,
         object_key: String,
         lock_key: String,
+        since: u64,
     ) -> Option<(CacheMeta, HitHandler)> {
         let deadline = Instant::now() + self.policy.fill_lock;
         while Instant::now() < deadline {
@@ -157,7 +173,7 @@ impl SharedTier {
                 .await
                 .ok()?;
             if let Some(value) = value {
-                return self.admit(backend, entry, value);
+                return self.admit(backend, entry, value, since);
             }
             if !locked {
                 return None;
@@ -166,12 +182,14 @@ impl SharedTier {
         None
     }
 
-    /// Stores a shared copy locally and hands it out as a local hit.
+    /// Stores a shared copy locally and hands it out as a local hit; not if a purge began
+    /// since local purge generation `since` (the copy may predate it).
     fn admit(
         &self,
         backend: &'static CacheBackend,
         entry: EntryKey,
         value: Vec<u8>,
+        since: u64,
     ) -> Option<(CacheMeta, HitHandler)> {
         let Some(object) = SharedObject::decode(Bytes::from(value)) else {
             log::debug!("shared cache tier: a value that does not decode, ignored");
@@ -191,7 +209,7 @@ impl SharedTier {
                 .map(String::into_boxed_str)
                 .collect(),
         };
-        match backend.store.insert(entry, new, now) {
+        match backend.insert_unless_purged(entry, new, now, since)? {
             Insert::Stored { .. } => {}
             Insert::Expired | Insert::TooLarge => return None,
         }

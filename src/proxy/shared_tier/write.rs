@@ -1,5 +1,16 @@
 //! The write path: a response stored locally goes to Redis from a spawned task, with its
-//! purge index entries, in one MULTI/EXEC so that a purge never finds an object without them.
+//! purge index entries, in one script so that a purge never finds an object without them.
+//!
+//! The write is conditional on the purge epoch: it lands only if `{p}epoch` is still the
+//! one seen before the response was asked of the origin. Otherwise a purge ran while the
+//! response was on its way or in this task, and writing it would bring the purged content
+//! back for every replica. Purges move the epoch before deleting (see `purge`), so a write
+//! either lands first and is deleted by the purge, or comes after and is refused. Every
+//! purge moves the one epoch, so a write racing a purge of other URLs is refused too: for a
+//! cache that is a later miss, never a wrong answer, and it spares per-key, per-prefix and
+//! per-tag generations.
+
+use std::sync::LazyLock;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +31,31 @@ use crate::proxy::cache_storage::StoredMeta;
 /// it may take longer than `timeout`, but not forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// KEYS: epoch, object, URL index, urls, paths, tags, then one tag index per tag. ARGV: the
+/// epoch the write expects, value, TTL in ms, URL, paths member, then the tags. 1 if written,
+/// 0 if the epoch moved. An index lives as long as its longest-lived member: its expiry is set
+/// when it has none, lengthened otherwise (Redis 7 / Valkey `PEXPIRE … NX|GT`).
+static WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+local function index(set)
+  redis.call('SADD', set, KEYS[2])
+  redis.call('PEXPIRE', set, ARGV[3], 'NX')
+  redis.call('PEXPIRE', set, ARGV[3], 'GT')
+end
+index(KEYS[3])
+for i = 7, #KEYS do
+  index(KEYS[i])
+  redis.call('SADD', KEYS[6], ARGV[i - 1])
+end
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+redis.call('ZADD', KEYS[5], 0, ARGV[5])
+return 1",
+    )
+});
+
 /// What a finished local fill hands to the shared tier.
 pub(crate) struct Stored {
     pub(crate) entry: EntryKey,
@@ -27,6 +63,8 @@ pub(crate) struct Stored {
     pub(crate) body: Bytes,
     pub(crate) url: Arc<str>,
     pub(crate) tags: Vec<Box<str>>,
+    /// The purge epoch before the response was asked of the origin (see `FetchFence`).
+    pub(crate) epoch: Option<u64>,
 }
 
 impl SharedTier {
@@ -47,6 +85,11 @@ impl SharedTier {
     }
 
     async fn store(&self, stored: Stored) {
+        // Not knowing the epoch (Redis has not answered since start), the write could not be
+        // told from one that races a purge: skipped, the next fill of the key shares it.
+        let Some(epoch) = stored.epoch else {
+            return;
+        };
         let meta = &stored.meta;
         let Some(ttl) = ttl(
             meta.fresh_until,
@@ -62,44 +105,35 @@ impl SharedTier {
         };
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let keys = &self.keys;
-        let object_key = keys.object(&stored.entry);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("SET")
-            .arg(&object_key)
+        let mut script = WRITE.prepare_invoke();
+        script
+            .key(keys.epoch())
+            .key(keys.object(&stored.entry))
+            .key(keys.url_index(&stored.url))
+            .key(keys.urls())
+            .key(keys.paths())
+            .key(keys.tags())
+            .arg(epoch)
             .arg(value)
-            .arg("PX")
             .arg(ttl_ms)
-            .ignore();
-        let index = |pipe: &mut redis::Pipeline, set: String| {
-            pipe.cmd("SADD").arg(&set).arg(&object_key).ignore();
-            // An index lives as long as its longest-lived member: set when it has no expiry
-            // yet, lengthened otherwise (Redis 7 / Valkey `PEXPIRE … NX|GT`).
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl_ms).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl_ms).arg("GT").ignore();
-        };
-        index(&mut pipe, keys.url_index(&stored.url));
-        for tag in &stored.tags {
-            index(&mut pipe, keys.tag_index(tag));
-            pipe.cmd("SADD").arg(keys.tags()).arg(&**tag).ignore();
-        }
-        pipe.cmd("ZADD")
-            .arg(keys.urls())
-            .arg(0)
             .arg(&*stored.url)
-            .ignore();
-        pipe.cmd("ZADD")
-            .arg(keys.paths())
-            .arg(0)
-            .arg(path_member(path_of(&stored.url), &stored.url))
-            .ignore();
-        let _ = self
+            .arg(path_member(path_of(&stored.url), &stored.url));
+        for tag in &stored.tags {
+            script.key(keys.tag_index(tag)).arg(&**tag);
+        }
+        let written = self
             .call(
                 SharedOp::Set,
                 WRITE_TIMEOUT.max(self.policy.timeout),
-                |_: &()| SharedResult::Ok,
-                |mut c| async move { pipe.query_async::<()>(&mut c).await },
+                |_: &i64| SharedResult::Ok,
+                |mut c| async move { script.invoke_async::<i64>(&mut c).await },
             )
             .await;
+        if written == Ok(0) {
+            log::debug!(
+                "shared cache tier: {} not written: a purge ran since it was fetched",
+                stored.url
+            );
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! A purge sent to one replica reaches Redis and every other replica.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,11 +11,18 @@ use super::{wait_shared_objects, Replica, HOST};
 use crate::cache::helpers::{is_hit, ok, poll, Backend};
 use crate::support::redis_server::RedisServer;
 
-/// Fills `paths` through A, reads them through B (so B holds them locally).
-async fn spread(a: &Replica, b: &Replica, paths: &[&str]) {
+/// Fills `paths` through A, reads them through B (so B holds them locally) once A's shared
+/// copies are in (A writes them in the background).
+async fn spread(redis: &RedisServer, a: &Replica, b: &Replica, paths: &[&str]) {
     for path in paths {
         a.get(path, &[]).await;
     }
+    poll("A's shared copies", Duration::from_secs(10), || async {
+        paths
+            .iter()
+            .all(|path| redis.query::<bool>(&["EXISTS", &format!("t:u:http://{HOST}{path}")]))
+    })
+    .await;
     for path in paths {
         let got = b.get(path, &[]).await;
         assert!(
@@ -40,7 +49,13 @@ async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
     let b = Replica::start(&backend, &redis.url(), "", "");
     b.wait_subscribed().await;
 
-    spread(&a, &b, &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"]).await;
+    spread(
+        &redis,
+        &a,
+        &b,
+        &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"],
+    )
+    .await;
     wait_shared_objects(&redis, 6).await;
 
     // (body, paths it selects, objects purged in A's store, objects purged in Redis). Each
@@ -113,7 +128,7 @@ async fn a_replica_cut_off_from_purges_does_not_serve_a_purged_entry_once_back()
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &relay.url(), "", "");
     b.wait_subscribed().await;
-    spread(&a, &b, &["/c"]).await;
+    spread(&redis, &a, &b, &["/c"]).await;
     wait_shared_objects(&redis, 1).await;
 
     relay.cut();
@@ -148,7 +163,7 @@ async fn an_unsafe_method_through_one_replica_invalidates_the_shared_copy_everyw
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
     b.wait_subscribed().await;
-    spread(&a, &b, &["/inv"]).await;
+    spread(&redis, &a, &b, &["/inv"]).await;
     wait_shared_objects(&redis, 1).await;
 
     backend.reply("/inv", ok("v2", "max-age=300"));
@@ -199,4 +214,118 @@ async fn index_entries_of_expired_objects_are_trimmed() {
     assert_eq!(left, vec![format!("http://{HOST}/long")]);
     let tags: Vec<String> = redis.query(&["SMEMBERS", "t:tags"]);
     assert_eq!(tags, vec!["lasting".to_string()]);
+}
+
+/// Held requests wait at most this long for the test to release them.
+const HOLD_AT_MOST: Duration = Duration::from_secs(30);
+
+/// A gate the origin holds a response at until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, opened) = &*self.0;
+        let guard = open.lock().unwrap();
+        let _open = opened
+            .wait_timeout_while(guard, HOLD_AT_MOST, |open| !*open)
+            .unwrap();
+    }
+
+    fn open(&self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+}
+
+/// A response on its way from the origin while a purge that selects it runs (sent to the
+/// other replica or to the one fetching, by each selector) is served to the request that
+/// asked for it, but stored neither locally nor in Redis: it is the content the purge was
+/// about.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fill_in_flight_during_a_purge_does_not_bring_the_purged_content_back() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &redis.url(), "", "");
+    a.wait_subscribed().await;
+    b.wait_subscribed().await;
+    let index = |path: &str| format!("t:u:http://{HOST}{path}");
+
+    // (selector, purged on B rather than on A, the request path).
+    let cases = [
+        (
+            "key",
+            true,
+            format!(r#"{{"key": "http://{HOST}/race/key"}}"#),
+        ),
+        ("tag", true, r#"{"tag": "race-tag"}"#.to_string()),
+        ("prefix", false, r#"{"prefix": "/race/prefix"}"#.to_string()),
+        ("all", false, r#"{"all": true}"#.to_string()),
+    ];
+    let mut received_by_a = 0;
+    for (kind, on_b, purge) in cases {
+        let path = format!("/race/{kind}");
+        let sentinel = format!("/sentinel/{kind}");
+        let tag = format!("race-{kind}");
+        // The first request for the path is held at the origin until the gate opens.
+        let gate = Gate::default();
+        let held = gate.clone();
+        let asked = Arc::new(AtomicUsize::new(0));
+        backend.on(&path, move |_| {
+            if asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                held.wait();
+                ok("old content", "max-age=300").header("X-Tags", &tag)
+            } else {
+                ok("new content", "max-age=300").header("X-Tags", &tag)
+            }
+        });
+        backend.reply(&sentinel, ok("sentinel", "max-age=300"));
+
+        let in_flight = tokio::spawn({
+            let url = a.proxy.url(&path);
+            async move {
+                crate::support::got::Got::fetch(reqwest::Method::GET, url, &[("host", HOST)], None)
+                    .await
+            }
+        });
+        poll(
+            &format!("{kind}: the origin to hold {path}"),
+            Duration::from_secs(10),
+            || async { backend.count(&path) == 1 },
+        )
+        .await;
+        if on_b {
+            b.purge(&purge).await;
+            received_by_a += 1;
+            a.wait_purges_received(received_by_a).await;
+        } else {
+            a.purge(&purge).await;
+        }
+        gate.open();
+        let first = in_flight.await.unwrap();
+        assert_eq!(first.body, b"old content", "{kind}: the request that asked");
+
+        // A's write of the path, had it been made, was spawned before the sentinel's: once
+        // the sentinel is in Redis, a resurrected response would be there too.
+        a.get(&sentinel, &[]).await;
+        poll(
+            &format!("{kind}: the sentinel in Redis"),
+            Duration::from_secs(10),
+            || async { redis.query::<bool>(&["EXISTS", &index(&sentinel)]) },
+        )
+        .await;
+        assert!(
+            !redis.query::<bool>(&["EXISTS", &index(&path)]),
+            "{kind}: the purged response is back in Redis"
+        );
+        for (name, replica) in [("B", &b), ("A", &a)] {
+            let got = replica.get(&path, &[]).await;
+            assert_eq!(
+                got.body, b"new content",
+                "{kind}: {name} served the purged response"
+            );
+        }
+    }
 }

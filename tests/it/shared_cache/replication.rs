@@ -1,9 +1,9 @@
 //! What one replica fetches, the others serve.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{wait_shared_objects, Replica, HOST};
-use crate::cache::helpers::{is_hit, ok, poll, req_header, Backend};
+use crate::cache::helpers::{is_hit, not_modified, ok, poll, req_header, until_stale, Backend};
 use crate::support::metric;
 use crate::support::redis_server::RedisServer;
 use crate::support::Reply;
@@ -140,4 +140,56 @@ async fn warm_urls_are_hits_on_the_first_request_and_fill_from_the_shared_tier()
         assert_eq!(got.body, body.as_bytes());
         assert!(is_hit(got.cache_status()), "{path}: {}", got.cache_status());
     }
+}
+
+/// A stale entry that one replica revalidates with a 304 is fresh again in Redis: another
+/// replica, cold, serves it as a fresh hit without asking the origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_304_revalidation_refreshes_the_shared_copy() {
+    let redis = RedisServer::start();
+    let backend = Backend::start();
+    backend.on("/rv", |req| {
+        if req_header(req, "if-none-match") == Some("\"v1\"") {
+            not_modified()
+                .header("ETag", "\"v1\"")
+                .header("Cache-Control", "max-age=300")
+        } else {
+            ok("revalidated body", "max-age=1").header("ETag", "\"v1\"")
+        }
+    });
+    let a = Replica::start(&backend, &redis.url(), "", "");
+    let b = Replica::start(&backend, &redis.url(), "", "");
+
+    let first = a.get("/rv", &[]).await;
+    let received = Instant::now();
+    assert_eq!(first.body, b"revalidated body");
+    until_stale(received, 1).await;
+
+    let revalidated = a.get("/rv", &[]).await;
+    assert_eq!(revalidated.body, b"revalidated body");
+    assert_eq!(backend.count("/rv"), 2);
+    let conditional = backend.last("/rv");
+    assert_eq!(req_header(&conditional, "if-none-match"), Some("\"v1\""));
+    // The shared copy comes back with the 304's freshness: a TTL of minutes, not the 1 s the
+    // first response allowed (which has run out by now).
+    poll(
+        "the refreshed copy in Redis",
+        Duration::from_secs(10),
+        || async {
+            redis.objects("t:").first().is_some_and(|key| {
+                redis.query::<i64>(&["PTTL", key]) > Duration::from_secs(60).as_millis() as i64
+            })
+        },
+    )
+    .await;
+
+    let got = b.get("/rv", &[]).await;
+    assert_eq!(got.body, b"revalidated body");
+    assert!(is_hit(got.cache_status()), "{}", got.cache_status());
+    assert!(
+        !got.cache_status().contains("stale"),
+        "B served it stale: {}",
+        got.cache_status()
+    );
+    assert_eq!(backend.count("/rv"), 2, "B did not ask the origin");
 }
