@@ -113,8 +113,9 @@ impl SharedTierListener {
     /// Pings Redis and reads the epoch (0 when no purge ever happened).
     async fn ping(&self) -> Option<u64> {
         let answer = self.tier.ping_epoch(PING_TIMEOUT).await;
-        self.tier.set_reachable(answer.is_some());
-        answer
+        let epoch = answer.as_ref().ok().copied();
+        self.tier.set_reachable(answer.map(|_| ()));
+        epoch
     }
 
     async fn poll(&self, lagging: &mut bool) {
@@ -179,9 +180,11 @@ impl SharedTierListener {
 
 impl SharedTier {
     /// `PING` and `GET {p}epoch` on the shared connection, outside the breaker and the
-    /// request metrics; `None` if Redis did not answer.
-    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Option<u64> {
-        let mut connection = self.connection()?;
+    /// request metrics; why not if Redis did not answer.
+    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Result<u64, String> {
+        let mut connection = self
+            .connection()
+            .ok_or_else(|| "the Redis client could not be set up".to_string())?;
         let epoch_key = self.keys.epoch();
         let answer = tokio::time::timeout(bound, async move {
             redis::pipe()
@@ -194,8 +197,9 @@ impl SharedTier {
         })
         .await;
         match answer {
-            Ok(Ok((epoch,))) => Some(epoch.unwrap_or(0)),
-            _ => None,
+            Ok(Ok((epoch,))) => Ok(epoch.unwrap_or(0)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {bound:?}")),
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) mod warm;
 mod write;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,11 @@ fn breaker_policy() -> BreakerPolicy {
     }
 }
 
+/// Values of `SharedTier::reported_up`.
+const UP_UNKNOWN: u8 = 0;
+const UP_NO: u8 = 1;
+const UP_YES: u8 = 2;
+
 /// Why an operation did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unanswered {
@@ -84,8 +89,12 @@ pub(crate) struct SharedTier {
     pub(crate) metrics: Arc<SharedTierMetrics>,
     /// Whether the last background ping answered.
     reachable: AtomicBool,
-    /// What `outrider_cache_shared_up` and the logs last said.
-    reported_up: AtomicBool,
+    /// Why the last background ping did not answer, for the log line saying the tier is down
+    /// (a TLS certificate the trust store does not accept, a refused connection…).
+    last_failure: Mutex<Option<String>>,
+    /// What `outrider_cache_shared_up` and the logs last said: [`UP_UNKNOWN`] until the first
+    /// ping, so that a tier down from the start is logged too.
+    reported_up: AtomicU8,
     pub(crate) subscribed: AtomicBool,
     /// The purge epoch this replica has accounted for (None before it first read it).
     pub(crate) known_epoch: Mutex<Option<u64>>,
@@ -112,7 +121,8 @@ impl SharedTier {
             instance: format!("{}-{:x}", std::process::id(), seed & 0xffff_ffff),
             metrics,
             reachable: AtomicBool::new(false),
-            reported_up: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
+            reported_up: AtomicU8::new(UP_UNKNOWN),
             subscribed: AtomicBool::new(false),
             known_epoch: Mutex::new(None),
             lock_tokens: AtomicU64::new(0),
@@ -225,10 +235,14 @@ impl SharedTier {
         self.refresh_up();
     }
 
-    /// Called by the background ping with its result. A ping that answers is also the
-    /// breaker's probe once its open period is over, so that the tier comes back without
-    /// waiting for a request to try.
-    pub(crate) fn set_reachable(&self, reachable: bool) {
+    /// Called by the background ping with its result (the error's text when it did not
+    /// answer). A ping that answers is also the breaker's probe once its open period is over,
+    /// so that the tier comes back without waiting for a request to try.
+    pub(crate) fn set_reachable(&self, answer: Result<(), String>) {
+        let reachable = answer.is_ok();
+        if let Err(failure) = answer {
+            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
+        }
         self.reachable.store(reachable, Ordering::Relaxed);
         if reachable && self.breaker.state() != State::Closed {
             if let Admission::Probe { pass, transition } = self.breaker.admit(Instant::now()) {
@@ -246,14 +260,21 @@ impl SharedTier {
 
     fn refresh_up(&self) {
         let up = self.is_up();
-        if self.reported_up.swap(up, Ordering::Relaxed) != up {
+        let now = if up { UP_YES } else { UP_NO };
+        if self.reported_up.swap(now, Ordering::Relaxed) != now {
             self.metrics.up.set(i64::from(up));
             if up {
                 log::info!("shared cache tier: up ({})", self.policy.url.redacted());
             } else {
+                let failure = self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 log::warn!(
-                    "shared cache tier: down ({}); requests are served from the local cache and the origin",
-                    self.policy.url.redacted()
+                    "shared cache tier: down ({}{}); requests are served from the local cache and the origin",
+                    self.policy.url.redacted(),
+                    failure.map(|f| format!(": {f}")).unwrap_or_default()
                 );
             }
         }
