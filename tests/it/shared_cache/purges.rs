@@ -26,7 +26,11 @@ async fn spread(a: &Replica, b: &Replica, paths: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
-    let redis = RedisServer::start();
+    every_selector_purges_redis_and_the_others(&RedisServer::start()).await;
+}
+
+/// The test above, on `redis` (also run on Valkey by `super::valkey`).
+pub(super) async fn every_selector_purges_redis_and_the_others(redis: &RedisServer) {
     let backend = Backend::start();
     for path in ["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"] {
         let reply = ok(&format!("body of {path}"), "max-age=300");
@@ -41,7 +45,7 @@ async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
     b.wait_subscribed().await;
 
     spread(&a, &b, &["/k1", "/keep", "/pre/a", "/pre/b", "/t1", "/t2"]).await;
-    wait_shared_objects(&redis, 6).await;
+    wait_shared_objects(redis, 6).await;
 
     // (body, paths it selects, objects purged in A's store, objects purged in Redis). Each
     // purged path is read again through B afterwards, which stores it again in Redis but not
@@ -80,7 +84,7 @@ async fn every_selector_sent_to_one_replica_purges_redis_and_the_others() {
             assert_eq!(backend.count(path), before + 1, "{body}: {path}");
         }
         in_redis += purged.len();
-        wait_shared_objects(&redis, in_redis).await;
+        wait_shared_objects(redis, in_redis).await;
     }
     let report = b.cache().await;
     assert_eq!(report["shared"]["purges_received"], Value::from(4u64));
@@ -154,7 +158,7 @@ async fn an_unsafe_method_through_one_replica_invalidates_the_shared_copy_everyw
     backend.reply("/inv", ok("v2", "max-age=300"));
     let posted = crate::support::got::Got::fetch(
         reqwest::Method::POST,
-        a.proxy.url("/inv"),
+        a.url("/inv"),
         &[("host", HOST)],
         Some(b"change".to_vec()),
     )

@@ -10,7 +10,11 @@ use crate::support::Reply;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_fetched_through_one_replica_is_a_hit_on_another() {
-    let redis = RedisServer::start();
+    fetched_through_one_replica_hit_on_another(&RedisServer::start()).await;
+}
+
+/// The test above, on `redis` (also run on Valkey by `super::valkey`).
+pub(super) async fn fetched_through_one_replica_hit_on_another(redis: &RedisServer) {
     let backend = Backend::start();
     backend.reply("/a", ok("shared body", "max-age=60"));
     let a = Replica::start(&backend, &redis.url(), "", "");
@@ -19,7 +23,7 @@ async fn a_response_fetched_through_one_replica_is_a_hit_on_another() {
     let first = a.get("/a", &[]).await;
     assert_eq!(first.status, 200);
     assert!(!is_hit(first.cache_status()), "{}", first.cache_status());
-    wait_shared_objects(&redis, 1).await;
+    wait_shared_objects(redis, 1).await;
 
     let second = b.get("/a", &[]).await;
     assert_eq!(second.status, 200);
