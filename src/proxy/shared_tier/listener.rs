@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::SharedTier;
+use super::{NoAnswer, SharedTier};
 use crate::cache::purge_log::PurgeRecord;
 use crate::cache::shared::{PurgeMessage, PurgeTarget};
 use crate::proxy::cache_storage::CacheBackend;
@@ -62,6 +62,11 @@ impl BackgroundService for SharedTierListener {
             }
             let subscription =
                 tokio::time::timeout(CONNECT_TIMEOUT, self.tier.client().get_async_pubsub()).await;
+            if let Ok(Err(e)) = &subscription {
+                // A connection of its own, tried once: its error is the clearest reason (the
+                // shared connection's retries may outlast the ping that follows).
+                self.tier.record_failure(&NoAnswer::Error(e.to_string()));
+            }
             if let Ok(Ok(mut pubsub)) = subscription {
                 if pubsub.subscribe(self.tier.keys.channel()).await.is_ok() {
                     if !self.tier.subscribed.swap(true, Ordering::Relaxed) {
@@ -181,10 +186,10 @@ impl SharedTierListener {
 impl SharedTier {
     /// `PING` and `GET {p}epoch` on the shared connection, outside the breaker and the
     /// request metrics; why not if Redis did not answer.
-    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Result<u64, String> {
+    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Result<u64, NoAnswer> {
         let mut connection = self
             .connection()
-            .ok_or_else(|| "the Redis client could not be set up".to_string())?;
+            .ok_or_else(|| NoAnswer::Error("the Redis client could not be set up".to_string()))?;
         let epoch_key = self.keys.epoch();
         let answer = tokio::time::timeout(bound, async move {
             redis::pipe()
@@ -198,8 +203,8 @@ impl SharedTier {
         .await;
         match answer {
             Ok(Ok((epoch,))) => Ok(epoch.unwrap_or(0)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {bound:?}")),
+            Ok(Err(e)) => Err(NoAnswer::Error(e.to_string())),
+            Err(_) => Err(NoAnswer::Timeout(bound)),
         }
     }
 }

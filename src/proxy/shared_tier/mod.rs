@@ -69,6 +69,16 @@ const UP_UNKNOWN: u8 = 0;
 const UP_NO: u8 = 1;
 const UP_YES: u8 = 2;
 
+/// Why Redis did not answer a background ping or connection.
+#[derive(Debug)]
+pub(crate) enum NoAnswer {
+    /// It answered with an error, or the connection failed (refused, a certificate the trust
+    /// store rejects…): the error's text.
+    Error(String),
+    /// Nothing within this bound.
+    Timeout(Duration),
+}
+
 /// Why an operation did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unanswered {
@@ -235,13 +245,29 @@ impl SharedTier {
         self.refresh_up();
     }
 
-    /// Called by the background ping with its result (the error's text when it did not
-    /// answer). A ping that answers is also the breaker's probe once its open period is over,
-    /// so that the tier comes back without waiting for a request to try.
-    pub(crate) fn set_reachable(&self, answer: Result<(), String>) {
+    /// Remembers why Redis could not be reached, for the log line saying the tier is down.
+    pub(crate) fn record_failure(&self, failure: &NoAnswer) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            NoAnswer::Error(e) => *last = Some(e.clone()),
+            // A connection that is still being retried (the manager's retries outlast the
+            // ping's bound) would hide the error it keeps getting: that one stays.
+            NoAnswer::Timeout(bound) => {
+                if last.is_none() {
+                    *last = Some(format!("no answer within {bound:?}"));
+                }
+            }
+        }
+    }
+
+    /// Called by the background ping with its result. A ping that answers is also the
+    /// breaker's probe once its open period is over, so that the tier comes back without
+    /// waiting for a request to try.
+    pub(crate) fn set_reachable(&self, answer: Result<(), NoAnswer>) {
         let reachable = answer.is_ok();
-        if let Err(failure) = answer {
-            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
+        match answer {
+            Ok(()) => *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None,
+            Err(failure) => self.record_failure(&failure),
         }
         self.reachable.store(reachable, Ordering::Relaxed);
         if reachable && self.breaker.state() != State::Closed {
