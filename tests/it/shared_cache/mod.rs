@@ -195,6 +195,17 @@ impl Replica {
         .await;
     }
 
+    /// Waits until the replica's background ping has gone through its shared connection
+    /// (made on first use: over TLS, on a busy machine, the handshake can outlast `timeout`).
+    pub(crate) async fn wait_up(&self) {
+        poll(
+            "the shared tier to be up",
+            Duration::from_secs(10),
+            || async { self.cache().await["shared"]["up"] == Value::Bool(true) },
+        )
+        .await;
+    }
+
     pub(crate) async fn wait_purges_received(&self, n: u64) {
         poll(
             &format!("{n} purges received"),

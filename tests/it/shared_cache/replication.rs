@@ -19,6 +19,9 @@ pub(super) async fn fetched_through_one_replica_hit_on_another(redis: &RedisServ
     backend.reply("/a", ok("shared body", "max-age=60"));
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     let first = a.get("/a", &[]).await;
     assert_eq!(first.status, 200);
@@ -66,6 +69,9 @@ async fn vary_variants_are_shared() {
     });
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     for lang in ["en", "de"] {
         let got = a.get("/v", &[("accept-language", lang)]).await;
@@ -95,6 +101,9 @@ async fn concurrent_misses_across_replicas_make_one_origin_request() {
     );
     let a = Replica::start(&backend, &redis.url(), "fill_lock = \"5s\"", "");
     let b = Replica::start(&backend, &redis.url(), "fill_lock = \"5s\"", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     let mut requests = Vec::new();
     for i in 0..8 {

@@ -34,8 +34,10 @@ async fn replicas_share_through_a_tls_only_redis_they_trust() {
     let trust = [("SSL_CERT_FILE", ca.as_os_str())];
     let a = Replica::spawn(&backend, &redis.url(), &trust);
     let b = Replica::spawn(&backend, &redis.url(), &trust);
-    a.wait_subscribed().await;
-    b.wait_subscribed().await;
+    for replica in [&a, &b] {
+        replica.wait_subscribed().await;
+        replica.wait_up().await;
+    }
 
     let first = a.get("/t", &[]).await;
     assert_eq!(first.status, 200);
