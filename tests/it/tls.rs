@@ -9,76 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::test_ca::make_certs;
 use support::{client, free_port, server_section, wait_until, BinaryProxy};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the openssl command (Debian package openssl) is needed for this test");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A CA, and a server certificate for `localhost` signed by it.
-fn make_certs(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=outrider test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-}
 
 struct TlsOrigin(Child);
 
@@ -118,7 +50,7 @@ fn tls_origin(dir: &Path, port: u16) -> TlsOrigin {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_tls_verifies_the_certificate_against_the_sni() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
+    make_certs(dir.path(), "outrider test CA", "DNS:localhost");
     std::fs::write(dir.path().join("hello.txt"), "hello over tls\n").unwrap();
     let port = free_port();
     let _origin = tls_origin(dir.path(), port);

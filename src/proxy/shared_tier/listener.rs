@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::SharedTier;
+use super::{NoAnswer, SharedTier};
 use crate::cache::purge_log::PurgeRecord;
 use crate::cache::shared::{PurgeMessage, PurgeTarget};
 use crate::proxy::cache_storage::CacheBackend;
@@ -82,6 +82,11 @@ impl BackgroundService for SharedTierListener {
             }
             let subscription =
                 tokio::time::timeout(CONNECT_TIMEOUT, self.tier.client().get_async_pubsub()).await;
+            if let Ok(Err(e)) = &subscription {
+                // A connection of its own, tried once: its error is the clearest reason (the
+                // shared connection's retries may outlast the ping that follows).
+                self.tier.record_failure(&NoAnswer::Error(e.to_string()));
+            }
             if let Ok(Ok(mut pubsub)) = subscription {
                 if pubsub.subscribe(self.tier.keys.channel()).await.is_ok() {
                     if !self.tier.subscribed.swap(true, Ordering::Relaxed) {
@@ -133,8 +138,9 @@ impl SharedTierListener {
     /// Pings Redis and reads the epoch (0 when no purge ever happened).
     async fn ping(&self) -> Option<u64> {
         let answer = self.tier.ping_epoch(PING_TIMEOUT).await;
-        self.tier.set_reachable(answer.is_some());
-        answer
+        let epoch = answer.as_ref().ok().copied();
+        self.tier.set_reachable(answer.map(|_| ()));
+        epoch
     }
 
     async fn poll(&self, lagging: &mut Option<Lag>) {
@@ -203,9 +209,11 @@ impl SharedTierListener {
 
 impl SharedTier {
     /// `PING` and `GET {p}epoch` on the shared connection, outside the breaker and the
-    /// request metrics; `None` if Redis did not answer.
-    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Option<u64> {
-        let mut connection = self.connection()?;
+    /// request metrics; why not if Redis did not answer.
+    pub(crate) async fn ping_epoch(&self, bound: Duration) -> Result<u64, NoAnswer> {
+        let mut connection = self
+            .connection()
+            .ok_or_else(|| NoAnswer::Error("the Redis client could not be set up".to_string()))?;
         let epoch_key = self.keys.epoch();
         let answer = tokio::time::timeout(bound, async move {
             redis::pipe()
@@ -218,8 +226,9 @@ impl SharedTier {
         })
         .await;
         match answer {
-            Ok(Ok((epoch,))) => Some(epoch.unwrap_or(0)),
-            _ => None,
+            Ok(Ok((epoch,))) => Ok(epoch.unwrap_or(0)),
+            Ok(Err(e)) => Err(NoAnswer::Error(e.to_string())),
+            Err(_) => Err(NoAnswer::Timeout(bound)),
         }
     }
 }

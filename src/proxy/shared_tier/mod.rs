@@ -31,8 +31,8 @@ pub(crate) mod warm;
 mod write;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -66,6 +66,21 @@ fn breaker_policy() -> BreakerPolicy {
     }
 }
 
+/// Values of `SharedTier::reported_up`.
+const UP_UNKNOWN: u8 = 0;
+const UP_NO: u8 = 1;
+const UP_YES: u8 = 2;
+
+/// Why Redis did not answer a background ping or connection.
+#[derive(Debug)]
+pub(crate) enum NoAnswer {
+    /// It answered with an error, or the connection failed (refused, a certificate the trust
+    /// store rejects…): the error's text.
+    Error(String),
+    /// Nothing within this bound.
+    Timeout(Duration),
+}
+
 /// Why an operation did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unanswered {
@@ -86,8 +101,12 @@ pub(crate) struct SharedTier {
     pub(crate) metrics: Arc<SharedTierMetrics>,
     /// Whether the last background ping answered.
     reachable: AtomicBool,
-    /// What `outrider_cache_shared_up` and the logs last said.
-    reported_up: AtomicBool,
+    /// Why the last background ping did not answer, for the log line saying the tier is down
+    /// (a TLS certificate the trust store does not accept, a refused connection…).
+    last_failure: Mutex<Option<String>>,
+    /// What `outrider_cache_shared_up` and the logs last said: [`UP_UNKNOWN`] until the first
+    /// ping, so that a tier down from the start is logged too.
+    reported_up: AtomicU8,
     pub(crate) subscribed: AtomicBool,
     /// The purge epoch this replica has accounted for, plus one (0 before it first read it).
     /// An atomic: every cache lookup reads it (see `FetchFence`).
@@ -115,7 +134,8 @@ impl SharedTier {
             instance: format!("{}-{:x}", std::process::id(), seed & 0xffff_ffff),
             metrics,
             reachable: AtomicBool::new(false),
-            reported_up: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
+            reported_up: AtomicU8::new(UP_UNKNOWN),
             subscribed: AtomicBool::new(false),
             known_epoch: AtomicU64::new(0),
             lock_tokens: AtomicU64::new(0),
@@ -228,10 +248,30 @@ impl SharedTier {
         self.refresh_up();
     }
 
+    /// Remembers why Redis could not be reached, for the log line saying the tier is down.
+    pub(crate) fn record_failure(&self, failure: &NoAnswer) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            NoAnswer::Error(e) => *last = Some(e.clone()),
+            // A connection that is still being retried (the manager's retries outlast the
+            // ping's bound) would hide the error it keeps getting: that one stays.
+            NoAnswer::Timeout(bound) => {
+                if last.is_none() {
+                    *last = Some(format!("no answer within {bound:?}"));
+                }
+            }
+        }
+    }
+
     /// Called by the background ping with its result. A ping that answers is also the
     /// breaker's probe once its open period is over, so that the tier comes back without
     /// waiting for a request to try.
-    pub(crate) fn set_reachable(&self, reachable: bool) {
+    pub(crate) fn set_reachable(&self, answer: Result<(), NoAnswer>) {
+        let reachable = answer.is_ok();
+        match answer {
+            Ok(()) => *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None,
+            Err(failure) => self.record_failure(&failure),
+        }
         self.reachable.store(reachable, Ordering::Relaxed);
         if reachable && self.breaker.state() != State::Closed {
             if let Admission::Probe { pass, transition } = self.breaker.admit(Instant::now()) {
@@ -249,14 +289,21 @@ impl SharedTier {
 
     fn refresh_up(&self) {
         let up = self.is_up();
-        if self.reported_up.swap(up, Ordering::Relaxed) != up {
+        let now = if up { UP_YES } else { UP_NO };
+        if self.reported_up.swap(now, Ordering::Relaxed) != now {
             self.metrics.up.set(i64::from(up));
             if up {
                 log::info!("shared cache tier: up ({})", self.policy.url.redacted());
             } else {
+                let failure = self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 log::warn!(
-                    "shared cache tier: down ({}); requests are served from the local cache and the origin",
-                    self.policy.url.redacted()
+                    "shared cache tier: down ({}{}); requests are served from the local cache and the origin",
+                    self.policy.url.redacted(),
+                    failure.map(|f| format!(": {f}")).unwrap_or_default()
                 );
             }
         }

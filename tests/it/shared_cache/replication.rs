@@ -10,16 +10,23 @@ use crate::support::Reply;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_fetched_through_one_replica_is_a_hit_on_another() {
-    let redis = RedisServer::start();
+    fetched_through_one_replica_hit_on_another(&RedisServer::start()).await;
+}
+
+/// The test above, on `redis` (also run on Valkey by `super::valkey`).
+pub(super) async fn fetched_through_one_replica_hit_on_another(redis: &RedisServer) {
     let backend = Backend::start();
     backend.reply("/a", ok("shared body", "max-age=60"));
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     let first = a.get("/a", &[]).await;
     assert_eq!(first.status, 200);
     assert!(!is_hit(first.cache_status()), "{}", first.cache_status());
-    wait_shared_objects(&redis, 1).await;
+    wait_shared_objects(redis, 1).await;
 
     let second = b.get("/a", &[]).await;
     assert_eq!(second.status, 200);
@@ -62,6 +69,9 @@ async fn vary_variants_are_shared() {
     });
     let a = Replica::start(&backend, &redis.url(), "", "");
     let b = Replica::start(&backend, &redis.url(), "", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     for lang in ["en", "de"] {
         let got = a.get("/v", &[("accept-language", lang)]).await;
@@ -91,6 +101,9 @@ async fn concurrent_misses_across_replicas_make_one_origin_request() {
     );
     let a = Replica::start(&backend, &redis.url(), "fill_lock = \"5s\"", "");
     let b = Replica::start(&backend, &redis.url(), "fill_lock = \"5s\"", "");
+    for replica in [&a, &b] {
+        replica.wait_up().await;
+    }
 
     let mut requests = Vec::new();
     for i in 0..8 {

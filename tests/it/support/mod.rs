@@ -12,6 +12,7 @@ pub mod got;
 pub mod origin;
 pub mod raw;
 pub mod redis_server;
+pub mod test_ca;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
