@@ -5,8 +5,14 @@
 # The route has no cache and 1 KiB GET bodies answered 200: the advisor's worst case, since it
 # hashes every such body (for its cacheability estimate) besides counting the request.
 #
+# With BASE_BIN=PATH it is an A/B of two builds instead: both sides run the same config
+# (advisor on), "on" with the binary under test and "off" with BASE_BIN (e.g. a copy of
+# target/dist/outrider from before a change), so a change's cost or gain on a pass-through
+# request is measured side by side.
+#
 # Usage:   bash benches/advisor.sh
 #          QUICK=1 bash benches/advisor.sh      # 2 s rounds
+#          BASE_BIN=/tmp/outrider-before CARGO_PROFILE=dist SKIP_BUILD=1 bash benches/advisor.sh
 # Env:     ROUNDS=5 DURATION=5s WARMUP=2s CONNECTIONS=64 THREADS=2
 #          PIN=1               servers on the first CPU, wrk on the second (PIN=0: kernel places)
 #          CARGO_PROFILE=release (e.g. dist), SKIP_BUILD=1, OUTRIDER_BIN=PATH, KEEP_TMP=1
@@ -52,8 +58,13 @@ for variant in on off; do
     admin=$(free_port)
     render "$TEMPLATES/outrider.toml" "$TMP/outrider-$variant.toml" \
         PORT="$port" ADMIN_PORT="$admin" BACKEND_PORT="$BACKEND_PORT"
-    [[ $variant == off ]] && sed -i 's/^\[admin\]$/[admin]\nadvisor = false/' "$TMP/outrider-$variant.toml"
-    "$OUTRIDER" --config "$TMP/outrider-$variant.toml" >"$TMP/outrider-$variant.log" 2>&1 &
+    binary=$OUTRIDER
+    if [[ -n ${BASE_BIN:-} ]]; then
+        [[ $variant == off ]] && binary=$BASE_BIN
+    elif [[ $variant == off ]]; then
+        sed -i 's/^\[admin\]$/[admin]\nadvisor = false/' "$TMP/outrider-$variant.toml"
+    fi
+    "$binary" --config "$TMP/outrider-$variant.toml" >"$TMP/outrider-$variant.log" 2>&1 &
     PID[$variant]=$!
     PIDS+=("${PID[$variant]}")
     wait_ready "outrider-$variant" "http://127.0.0.1:$admin/readyz" "${PID[$variant]}" "$TMP/outrider-$variant.log"
@@ -61,7 +72,7 @@ for variant in on off; do
     URL[$variant]="http://127.0.0.1:$port/1k.txt"
     # The switch must be what differs: /advice says whether this one observes.
     enabled=$(curl -sf "http://127.0.0.1:$admin/advice" | awk -F': *' '/"enabled"/ { gsub(/[ ,]/, "", $2); print $2 }')
-    want=$([[ $variant == on ]] && echo true || echo false)
+    want=$([[ $variant == on || -n ${BASE_BIN:-} ]] && echo true || echo false)
     [[ $enabled == "$want" ]] || die "outrider-$variant reports advisor enabled=$enabled, expected $want"
 done
 
@@ -104,6 +115,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     cpu_ratios+=("$(ratio "${CPU_US[on $r]}" "${CPU_US[off $r]}")")
 done
 sorted() { printf '%s\n' "$@" | sort -g | paste -sd ' ' -; }
+[[ -n ${BASE_BIN:-} ]] && printf '\n"on": %s, "off": %s (BASE_BIN)' "$OUTRIDER" "$BASE_BIN"
 printf '\n%-8s %12s %14s   (medians of %s interleaved rounds)\n' advisor "req/s" "CPU us/req" "$ROUNDS"
 printf '%-8s %12s %14s\n' on "$(median "${on[@]}")" "$(median "${on_cpu[@]}")" \
     off "$(median "${off[@]}")" "$(median "${off_cpu[@]}")"
