@@ -212,11 +212,20 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
-    fn pool(capacity: usize) -> IdlePool {
-        IdlePool {
+    /// A listener standing in for the upstream, its peer, and an empty pool.
+    async fn rig(capacity: usize) -> (TcpListener, HttpPeer, IdlePool) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = HttpPeer::new(listener.local_addr().unwrap(), false, String::new());
+        let pool = IdlePool {
             by_peer: Mutex::new(HashMap::new()),
             capacity,
-        }
+        };
+        (listener, peer, pool)
+    }
+
+    /// The ids of the connections the pool hands out for `peer`, in order, until it has none.
+    fn drain(pool: &IdlePool, peer: &HttpPeer) -> Vec<i32> {
+        std::iter::from_fn(|| pool.checkout(peer).map(|s| id(&s))).collect()
     }
 
     /// A connected pair: the pooled client end, and the upstream's end.
@@ -237,34 +246,24 @@ mod tests {
         }
     }
 
-    fn peer(listener: &TcpListener) -> HttpPeer {
-        HttpPeer::new(listener.local_addr().unwrap(), false, String::new())
-    }
-
     fn id(stream: &Stream) -> i32 {
         stream.id()
     }
 
     #[tokio::test]
     async fn the_newest_quiet_connection_is_handed_out_first() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = peer(&listener);
-        let pool = pool(8);
+        let (listener, peer, pool) = rig(8).await;
         let (a, _a_server) = pair(&listener).await;
         let (b, _b_server) = pair(&listener).await;
         let (a_id, b_id) = (id(&a), id(&b));
         pool.release(peer.reuse_hash(), idle(a, &peer));
         pool.release(peer.reuse_hash(), idle(b, &peer));
-        assert_eq!(pool.checkout(&peer).map(|s| id(&s)), Some(b_id));
-        assert_eq!(pool.checkout(&peer).map(|s| id(&s)), Some(a_id));
-        assert!(pool.checkout(&peer).is_none());
+        assert_eq!(drain(&pool, &peer), [b_id, a_id]);
     }
 
     #[tokio::test]
     async fn a_connection_the_upstream_closed_or_wrote_on_is_not_handed_out() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = peer(&listener);
-        let pool = pool(8);
+        let (listener, peer, pool) = rig(8).await;
         for upstream_does in ["close", "write"] {
             let deadline = Instant::now() + Duration::from_secs(10);
             let (stream, mut server) = pair(&listener).await;
@@ -292,9 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pool_keeps_at_most_its_capacity_dropping_the_oldest() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = peer(&listener);
-        let pool = pool(2);
+        let (listener, peer, pool) = rig(2).await;
         let mut servers = Vec::new();
         let mut ids = Vec::new();
         for _ in 0..3 {
@@ -303,16 +300,12 @@ mod tests {
             ids.push(id(&stream));
             pool.release(peer.reuse_hash(), idle(stream, &peer));
         }
-        assert_eq!(pool.checkout(&peer).map(|s| id(&s)), Some(ids[2]));
-        assert_eq!(pool.checkout(&peer).map(|s| id(&s)), Some(ids[1]));
-        assert!(pool.checkout(&peer).is_none());
+        assert_eq!(drain(&pool, &peer), [ids[2], ids[1]]);
     }
 
     #[tokio::test]
     async fn expired_and_closed_connections_are_swept_and_another_address_never_matches() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = peer(&listener);
-        let pool = pool(8);
+        let (listener, peer, pool) = rig(8).await;
         let (kept, _s2) = pair(&listener).await;
         let kept_id = id(&kept);
         pool.release(peer.reuse_hash(), idle(kept, &peer));
@@ -343,7 +336,6 @@ mod tests {
         let (foreign, _s3) = pair(&listener).await;
         // Filed under this peer's hash but with another address: a hash collision.
         pool.release(peer.reuse_hash(), idle(foreign, &other));
-        assert_eq!(pool.checkout(&peer).map(|s| id(&s)), Some(kept_id));
-        assert!(pool.checkout(&peer).is_none());
+        assert_eq!(drain(&pool, &peer), [kept_id]);
     }
 }
