@@ -505,14 +505,12 @@ async fn upstream_request(
 ) -> Result<Box<RequestHeader>> {
     let mut req = Box::new(session.req_header().clone());
     req.set_version(Version::HTTP_11);
-    strip_request_hop_by_hop(&mut req)?;
-    // Preconditions are evaluated here, against what the upstream sends (see the module doc).
-    if req.headers.contains_key(header::IF_RANGE) {
-        req.remove_header(&header::RANGE);
-    }
-    for name in &CONDITIONAL_FIELDS {
-        req.remove_header(name);
-    }
+    // Preconditions are evaluated here, against what the upstream sends (see the module doc);
+    // `If-Range` takes `Range` with it.
+    let if_range = req.headers.contains_key(header::IF_RANGE);
+    strip_request_fields(&mut req, |name| {
+        CONDITIONAL_FIELDS.contains(name) || (if_range && name == header::RANGE)
+    })?;
     // A HEAD is fetched as a GET when its ETag is to be generated: the tag hashes the body
     // the GET would carry, and HEAD must describe the same representation.
     if req.method == Method::HEAD && ctx.route().is_some_and(|r| r.etag.generate) {
@@ -535,11 +533,52 @@ async fn upstream_request(
 const MAX_CONNECTION_OPTIONS: usize = 10;
 
 /// Removes the fields that belong to the client's connection (RFC 9110 §7.6.1): those its
-/// `Connection` names and the standard hop-by-hop ones. A request whose `Connection` names a
-/// field the proxy itself sets or routes by (so that dropping it would let the client strip
-/// forwarding information), a pseudo-header, or a non-token is refused with 400: the same
-/// rules as Pingora's leg, so both legs forward the same request.
-fn strip_request_hop_by_hop(req: &mut RequestHeader) -> Result<()> {
+/// `Connection` names and the standard hop-by-hop ones, and those `also` selects. A request
+/// whose `Connection` names a field the proxy itself sets or routes by (so that dropping it
+/// would let the client strip forwarding information), a pseudo-header, or a non-token is
+/// refused with 400: the same rules as Pingora's leg, so both legs forward the same request.
+///
+/// One pass over the fields the request has, then a removal for each one to go: a request
+/// carries a handful of fields, and a removal hashes its name in both of Pingora's maps, so
+/// removing every listed name unconditionally cost more than the rest of this function.
+fn strip_request_fields(
+    req: &mut RequestHeader,
+    also: impl Fn(&header::HeaderName) -> bool,
+) -> Result<()> {
+    let nominated = connection_options(req)?;
+    let doomed: Vec<header::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| is_request_hop_by_hop(name) || nominated.contains(name) || also(name))
+        .cloned()
+        .collect();
+    for name in &doomed {
+        req.remove_header(name);
+    }
+    Ok(())
+}
+
+fn is_request_hop_by_hop(name: &header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "http2-settings"
+            // The request has no body; a stray `Content-Length: 0` adds nothing.
+            | "content-length"
+    )
+}
+
+/// The field names the request's `Connection` header lists, checked as described at
+/// [`strip_request_fields`].
+fn connection_options(req: &RequestHeader) -> Result<Vec<header::HeaderName>> {
     let mut nominated: Vec<header::HeaderName> = Vec::new();
     for token in req
         .headers
@@ -582,26 +621,7 @@ fn strip_request_hop_by_hop(req: &mut RequestHeader) -> Result<()> {
         }
         nominated.push(name);
     }
-    for name in &nominated {
-        req.remove_header(name);
-    }
-    for name in [
-        header::CONNECTION.as_str(),
-        "keep-alive",
-        "proxy-connection",
-        header::PROXY_AUTHENTICATE.as_str(),
-        header::PROXY_AUTHORIZATION.as_str(),
-        header::TE.as_str(),
-        header::TRAILER.as_str(),
-        header::TRANSFER_ENCODING.as_str(),
-        header::UPGRADE.as_str(),
-        "http2-settings",
-        // The request has no body; a stray `Content-Length: 0` adds nothing.
-        header::CONTENT_LENGTH.as_str(),
-    ] {
-        req.remove_header(name);
-    }
-    Ok(())
+    Ok(nominated)
 }
 
 #[cfg(test)]
@@ -622,7 +642,7 @@ mod tests {
         ] {
             req.append_header(name, value).unwrap();
         }
-        strip_request_hop_by_hop(&mut req).unwrap();
+        strip_request_fields(&mut req, |_| false).unwrap();
         let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["host", "accept"]);
     }
@@ -633,7 +653,7 @@ mod tests {
             let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
             req.append_header("connection", format!("close, {named}"))
                 .unwrap();
-            let err = strip_request_hop_by_hop(&mut req).unwrap_err();
+            let err = strip_request_fields(&mut req, |_| false).unwrap_err();
             assert_eq!(err.esource(), &pingora::ErrorSource::Downstream, "{named}");
         }
     }

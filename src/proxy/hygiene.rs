@@ -183,12 +183,23 @@ pub(crate) fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
             resp.remove_header(&header::CONNECTION);
         }
     }
-    resp.remove_header(&KEEP_ALIVE);
-    resp.remove_header(&PROXY_CONNECTION);
-    resp.remove_header(&header::TE);
-    resp.remove_header(&header::PROXY_AUTHENTICATE);
-    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
-        resp.remove_header(&header::UPGRADE);
+    // Removed only when present: a removal hashes the name in both of Pingora's maps, and
+    // a response rarely carries any of these.
+    let upgrade = resp.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    let doomed: Vec<HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|name| {
+            *name == KEEP_ALIVE
+                || *name == PROXY_CONNECTION
+                || *name == header::TE
+                || *name == header::PROXY_AUTHENTICATE
+                || (!upgrade && *name == header::UPGRADE)
+        })
+        .cloned()
+        .collect();
+    for name in &doomed {
+        resp.remove_header(name);
     }
 }
 
@@ -263,6 +274,28 @@ mod tests {
         assert!(resp.headers.get("keep-alive").is_none());
         assert_eq!(resp.headers["content-length"], "3");
         assert_eq!(resp.headers["x-kept"], "1");
+
+        for status in [200, 101] {
+            let mut resp = ResponseHeader::build(status, None).unwrap();
+            for name in [
+                "proxy-connection",
+                "te",
+                "proxy-authenticate",
+                "upgrade",
+                "x-kept",
+            ] {
+                resp.append_header(name, "1").unwrap();
+            }
+            strip_response_hop_by_hop(&mut resp);
+            let mut left: Vec<&str> = resp.headers.keys().map(|k| k.as_str()).collect();
+            left.sort_unstable();
+            let want: &[&str] = if status == 101 {
+                &["upgrade", "x-kept"]
+            } else {
+                &["x-kept"]
+            };
+            assert_eq!(left, want, "{status}");
+        }
     }
 
     #[test]
