@@ -58,6 +58,7 @@ pub(crate) use head_clock::ClockedProxy;
 pub(crate) use health_probe::HealthProber;
 use resilience::Ended;
 pub use state::{InflightGuard, Shared};
+pub use upstream_conn::UpstreamConnector;
 
 /// The `ProxyHttp` implementation. Holds only shared handles; per-request state is [`Ctx`].
 pub(crate) struct Outrider {

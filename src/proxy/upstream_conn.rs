@@ -38,7 +38,8 @@ use tokio::io::AsyncReadExt;
 /// How often idle connections are checked while nothing is released.
 const SWEEP: Duration = Duration::from_secs(5);
 
-pub(crate) struct UpstreamConnector {
+/// The buffered leg's connector and keep-alive pool (public for `benches/upstream_pool.rs`).
+pub struct UpstreamConnector {
     transport: TransportConnector,
     idle: Arc<IdlePool>,
     sweeper: OnceLock<()>,
@@ -81,7 +82,7 @@ impl Idle {
 }
 
 impl UpstreamConnector {
-    pub(crate) fn new(options: ConnectorOptions) -> Self {
+    pub fn new(options: ConnectorOptions) -> Self {
         let capacity = options.keepalive_pool_size;
         UpstreamConnector {
             transport: TransportConnector::new(Some(options)),
@@ -94,7 +95,7 @@ impl UpstreamConnector {
     }
 
     /// A connection to `peer`, and whether it came from the pool.
-    pub(crate) async fn connect(&self, peer: &HttpPeer) -> Result<(HttpSession, bool)> {
+    pub async fn connect(&self, peer: &HttpPeer) -> Result<(HttpSession, bool)> {
         if let Some(stream) = self.idle.checkout(peer) {
             return Ok((
                 HttpSession::H1(Http1Session::new_with_options(stream, peer)),
@@ -110,7 +111,7 @@ impl UpstreamConnector {
 
     /// Back to the pool, if the exchange left the connection reusable (HTTP/1.1 keep-alive,
     /// nothing left unread); otherwise closed.
-    pub(crate) async fn release(&self, session: HttpSession, peer: &HttpPeer) {
+    pub async fn release(&self, session: HttpSession, peer: &HttpPeer) {
         let HttpSession::H1(mut h1) = session else {
             return;
         };
