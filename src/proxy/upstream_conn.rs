@@ -224,6 +224,11 @@ mod tests {
         (listener, peer, pool)
     }
 
+    /// Idle connections the pool holds, over all peers.
+    fn held(pool: &IdlePool) -> usize {
+        pool.by_peer.lock().values().map(VecDeque::len).sum()
+    }
+
     /// The ids of the connections the pool hands out for `peer`, in order, until it has none.
     fn drain(pool: &IdlePool, peer: &HttpPeer) -> Vec<i32> {
         std::iter::from_fn(|| pool.checkout(peer).map(|s| id(&s))).collect()
@@ -315,23 +320,9 @@ mod tests {
         old.timeout = Some(Duration::from_millis(1));
         old.since = Instant::now() - Duration::from_secs(1);
         pool.release(peer.reuse_hash(), old);
-        assert_eq!(
-            pool.by_peer
-                .lock()
-                .values()
-                .map(VecDeque::len)
-                .sum::<usize>(),
-            2
-        );
+        assert_eq!(held(&pool), 2);
         pool.sweep();
-        assert_eq!(
-            pool.by_peer
-                .lock()
-                .values()
-                .map(VecDeque::len)
-                .sum::<usize>(),
-            1
-        );
+        assert_eq!(held(&pool), 1);
 
         let other = HttpPeer::new("127.0.0.2:9", false, String::new());
         let (foreign, _s3) = pair(&listener).await;
