@@ -20,15 +20,18 @@
 #                    VARNISH=0 leaves it out),
 #   (d) floor-memory the ceiling: the floor proxy answering every request with the body from
 #                    memory (a header and a body written by Pingora, no cache machinery),
-#   (e) outrider     Outrider with [defaults.cache] enabled, default_ttl 1h
+#   (e) floor-cache  the floor proxy with Pingora's own cache (`--cache`: pingora-cache's
+#                    HttpCache over its in-memory MemCache, every response stored for 1h),
+#                    what a hit costs any product built on pingora-cache,
+#   (f) outrider     Outrider with [defaults.cache] enabled, default_ttl 1h
 #                    (benches/load/outrider.cache.toml appended to its config).
 # One request warms each cache; then each must answer a second one as a hit (nginx
 # `X-Cache-Status: HIT`, Varnish `X-Varnish` with two ids, Outrider `Cache-Status: ...; hit`)
 # or the script stops, and again after each round's load. The caches reach the backend on a
 # second port of it that keeps an access log (benches/load/backend.cache.nginx.conf; `direct`
 # is measured on the unlogged one); after each cache's load, its requests that reached the
-# backend must be a handful at most. Ratios are outrider/nginx-cache, outrider/varnish and
-# outrider/floor-memory.
+# backend must be a handful at most. Ratios are outrider/nginx-cache, outrider/varnish,
+# outrider/floor-memory and outrider/floor-cache.
 #
 # With ROUNDS > 1 every ratio is given as the median of the per-round ratios (each round runs
 # the contenders back to back, so a round's ratio compares like with like) and their min-max.
@@ -78,7 +81,8 @@
 #          VARNISH=1|0         with CACHE=1: VARNISH=0 skips the varnish contender (default 1; if
 #                              it is on and varnishd can't start, the script stops; COMPRESS=gzip
 #                              always leaves it out)
-#          FLOOR=1|0           FLOOR=0 leaves the floor (or, with CACHE=1, floor-memory) out;
+#          FLOOR=1|0           FLOOR=0 leaves the floor (or, with CACHE=1, floor-memory and
+#                              floor-cache) out;
 #                              COMPRESS=gzip always does (the floor does not compress)
 #          FLOOR_BIN=PATH      use this floor_proxy binary (default: built as the example
 #                              `floor_proxy` with CARGO_PROFILE, target/$CARGO_PROFILE/examples/)
@@ -297,6 +301,7 @@ if [[ $CACHE == 1 ]]; then
     VARNISH_PORT=$(free_port)
 fi
 [[ $FLOOR == 1 ]] && FLOOR_PORT=$(free_port)
+[[ $FLOOR == 1 && $CACHE == 1 ]] && FLOOR_CACHE_PORT=$(free_port)
 
 render "$TEMPLATES/backend.nginx.conf" "$TMP/backend.conf" \
     DIR="$TMP" PORT="$BACKEND_PORT" USER="$NGINX_USER"
@@ -374,6 +379,13 @@ if [[ $FLOOR == 1 ]]; then
     PIDS+=("$FLOOR_PID")
     wait_ready "$FLOOR_C" "http://127.0.0.1:$FLOOR_PORT$BODY_PATH" "$FLOOR_PID" "$TMP/floor.log"
 fi
+# CACHE=1: and the floor with Pingora's own cache, reaching the backend where the caches do.
+if [[ -n ${FLOOR_CACHE_PORT:-} ]]; then
+    "$FLOOR_PROXY" "127.0.0.1:$FLOOR_CACHE_PORT" "127.0.0.1:$ORIGIN_PORT" --cache >"$TMP/floor-cache.log" 2>&1 &
+    FLOOR_CACHE_PID=$!
+    PIDS+=("$FLOOR_CACHE_PID")
+    wait_ready floor-cache "http://127.0.0.1:$FLOOR_CACHE_PORT$BODY_PATH" "$FLOOR_CACHE_PID" "$TMP/floor-cache.log"
+fi
 
 render "$TEMPLATES/outrider.toml" "$TMP/outrider.toml" \
     PORT="$OUTRIDER_PORT" ADMIN_PORT="$ADMIN_PORT" BACKEND_PORT="$ORIGIN_PORT"
@@ -397,6 +409,7 @@ pin "$PROXY_PID" "${SERVER_CPU:-}"
 [[ -n ${VARNISH_PID:-} ]] && pin "$VARNISH_PID" "${SERVER_CPU:-}" # manager and its cache child
 pin "$OUTRIDER_PID" "${SERVER_CPU:-}"
 [[ -n ${FLOOR_PID:-} ]] && pin "$FLOOR_PID" "${SERVER_CPU:-}"
+[[ -n ${FLOOR_CACHE_PID:-} ]] && pin "$FLOOR_CACHE_PID" "${SERVER_CPU:-}"
 
 declare -A URL=(
     [direct]="http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
@@ -414,6 +427,11 @@ if [[ -n ${FLOOR_PID:-} ]]; then
     URL[$FLOOR_C]="http://127.0.0.1:$FLOOR_PORT$BODY_PATH"
     MEASURED_PID[$FLOOR_C]=$FLOOR_PID
     CONTENDERS+=("$FLOOR_C")
+fi
+if [[ -n ${FLOOR_CACHE_PID:-} ]]; then
+    URL[floor-cache]="http://127.0.0.1:$FLOOR_CACHE_PORT$BODY_PATH"
+    MEASURED_PID[floor-cache]=$FLOOR_CACHE_PID
+    CONTENDERS+=(floor-cache)
 fi
 CONTENDERS+=(outrider)
 CACHES=()
@@ -442,7 +460,8 @@ header() { # file name
 is_hit() { # contender headers-file
     case $1 in
         # $upstream_cache_status: HIT (not STALE, UPDATING, REVALIDATED: those had a backend in them).
-        nginx-cache) [[ $(header "$2" X-Cache-Status) == HIT ]] ;;
+        # (floor_proxy --cache says so the same way.)
+        nginx-cache | floor-cache) [[ $(header "$2" X-Cache-Status) == HIT ]] ;;
         # X-Varnish carries this request's id, and on a hit also the id of the request that
         # fetched the object ("32770 3"); Age is there on misses too, so it proves nothing.
         varnish) [[ $(header "$2" X-Varnish) =~ ^[0-9]+\ [0-9]+$ ]] ;;
@@ -496,7 +515,7 @@ check_hit() { # contender when
             "headers above)"
     fi
     case $c in
-        nginx-cache) evidence="X-Cache-Status: $(header "$headers" X-Cache-Status)" ;;
+        nginx-cache | floor-cache) evidence="X-Cache-Status: $(header "$headers" X-Cache-Status)" ;;
         varnish) evidence="X-Varnish: $(header "$headers" X-Varnish)" ;;
         outrider) evidence="Cache-Status: $(header "$headers" Cache-Status)" ;;
     esac
@@ -751,6 +770,18 @@ elif [[ $CACHE == 1 ]]; then
     done
     [[ $COMPRESS == gzip ]] && ratio_line outrider nginx-proxy
     [[ -n ${FLOOR_C:-} ]] && ratio_line outrider "$FLOOR_C"
+    if [[ -n ${FLOOR_CACHE_PID:-} ]]; then
+        # What pingora-cache's hit path costs (floor-cache over floor-memory), and what
+        # Outrider's policy costs on top of it (outrider over floor-cache).
+        ratio_line floor-cache "$FLOOR_C"
+        cpu_of() { # contender: median CPU us per request over the rounds
+            local v=() r
+            for ((r = 1; r <= ROUNDS; r++)); do v+=("${CPU_US[$1 $r]}"); done
+            median "${v[@]}"
+        }
+        echo "cpu per hit (medians, us): outrider $(cpu_of outrider), floor-cache $(cpu_of floor-cache)," \
+            "$FLOOR_C $(cpu_of "$FLOOR_C")"
+    fi
     echo "ratios: outrider/direct req/s = $(round_ratio RPS outrider direct)"
     summary=""
     for c in "${CACHES[@]}"; do

@@ -5,18 +5,28 @@
 //! ```text
 //! floor_proxy LISTEN UPSTREAM              # pass-through to UPSTREAM (one worker thread)
 //! floor_proxy LISTEN UPSTREAM --memory F   # answer every request with file F from memory
+//! floor_proxy LISTEN UPSTREAM --cache      # cache every response for an hour, Pingora's way
 //! ```
 //!
 //! `--memory` is the cache-hit ceiling: Pingora writing a stored answer (a header and a body
 //! held in memory) with no cache machinery around it, so a cache hit can be compared with
-//! what answering from memory costs Pingora itself.
+//! what answering from memory costs Pingora itself. `--cache` is Pingora's own cache with the
+//! least a product must add: pingora-cache's `HttpCache` over its in-memory storage
+//! (`MemCache`), the URL as key, every response stored. Between the two lies what
+//! pingora-cache's hit path costs, whoever builds on it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, MemCache, RespCacheable};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+/// `--cache`'s storage: pingora-cache wants it `'static`.
+static MEMORY_CACHE: LazyLock<MemCache> = LazyLock::new(MemCache::new);
 
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -26,6 +36,8 @@ struct Floor {
     upstream: String,
     /// `--memory`: the answer's header and body, built once.
     memory: Option<(ResponseHeader, Bytes)>,
+    /// `--cache`: through pingora-cache instead.
+    cache: bool,
 }
 
 #[async_trait]
@@ -47,6 +59,49 @@ impl ProxyHttp for Floor {
         Ok(true)
     }
 
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<()> {
+        if self.cache {
+            session.cache.enable(&*MEMORY_CACHE, None, None, None, None);
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, _ctx: &mut ()) -> Result<CacheKey> {
+        Ok(CacheKey::new(session.req_header().uri.to_string(), ""))
+    }
+
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut (),
+    ) -> Result<RespCacheable> {
+        let now = SystemTime::now();
+        let fresh_until = now + Duration::from_secs(3600);
+        Ok(RespCacheable::Cacheable(CacheMeta::new(
+            fresh_until,
+            now,
+            0,
+            0,
+            resp.clone(),
+        )))
+    }
+
+    /// `--cache` says whether it answered from the cache, as nginx's `X-Cache-Status` does,
+    /// for benches/load.sh's check that the rows it measures are hits.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        if self.cache {
+            let hit = matches!(session.cache.phase(), CachePhase::Hit);
+            resp.insert_header("X-Cache-Status", if hit { "HIT" } else { "MISS" })?;
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         Ok(Box::new(HttpPeer::new(
             self.upstream.as_str(),
@@ -61,11 +116,12 @@ fn main() {
     let (listen, upstream) = match args.as_slice() {
         [_, listen, upstream, ..] => (listen.clone(), upstream.clone()),
         _ => {
-            eprintln!("usage: floor_proxy LISTEN UPSTREAM [--memory FILE]");
+            eprintln!("usage: floor_proxy LISTEN UPSTREAM [--memory FILE | --cache]");
             std::process::exit(2);
         }
     };
-    let memory = match args.get(3).map(String::as_str) {
+    let cache = args.get(3).map(String::as_str) == Some("--cache");
+    let memory = match args.get(3).map(String::as_str).filter(|_| !cache) {
         Some("--memory") => {
             let body = std::fs::read(args.get(4).expect("--memory FILE")).expect("read FILE");
             let mut header = ResponseHeader::build(200, Some(3)).unwrap();
@@ -85,7 +141,14 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
-    let mut proxy = http_proxy_service(&server.configuration, Floor { upstream, memory });
+    let mut proxy = http_proxy_service(
+        &server.configuration,
+        Floor {
+            upstream,
+            memory,
+            cache,
+        },
+    );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.run_forever();
