@@ -90,7 +90,7 @@ pub(crate) fn primary_key(
     query: Option<&str>,
     rule: &KeyQueryPolicy,
 ) -> String {
-    let scheme = scheme.to_ascii_lowercase();
+    let scheme = lowercase(scheme);
     let mut key = String::with_capacity(scheme.len() + host.len() + path.len() + 8);
     push_escaped(&mut key, &scheme, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
@@ -150,7 +150,7 @@ fn normalized_query(query: &str, rule: &KeyQueryPolicy) -> Option<String> {
 
 /// `host[:port]` lowercased, without the scheme's default port, escaped.
 fn push_authority(key: &mut String, scheme: &str, authority: &str) {
-    let authority = authority.to_ascii_lowercase();
+    let authority = lowercase(authority);
     let (host, port) = split_port(&authority);
     let host_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&b);
     push_escaped(key, host, host_byte);
@@ -187,10 +187,27 @@ fn split_port(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// `text` in ASCII lowercase, copied only when it has an uppercase letter (keys are built on
+/// every cached request, and hosts and schemes are nearly always lowercase already).
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Appends `text`, percent-encoding every character whose first UTF-8 byte `keep` refuses
 /// (all of that character's bytes).
 fn push_escaped(out: &mut String, text: &str, keep: impl Fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // The usual key has nothing to escape: one copy, not a push per character. Byte by byte
+    // this keeps what the loop below keeps: a character's bytes are all non-ASCII or it is one
+    // ASCII byte.
+    if text.bytes().all(&keep) {
+        out.push_str(text);
+        return;
+    }
     let mut utf8 = [0u8; 4];
     for c in text.chars() {
         let bytes = c.encode_utf8(&mut utf8).as_bytes();
@@ -467,6 +484,28 @@ mod tests {
                 let authority_end = after_scheme.find('/').expect("a path always follows");
                 prop_assert!(!after_scheme[..authority_end].contains(['?', '#', '@']));
             }
+        }
+
+        /// The whole-string shortcuts (nothing to escape, nothing to lowercase) give what
+        /// escaping character by character gives.
+        #[test]
+        fn shortcuts_match_the_character_rule(text in ".{0,24}|[a-zA-Z0-9/.%-]{0,24}") {
+            let keep = |b: u8| (b.is_ascii_graphic() && b != b'?') || !b.is_ascii();
+            let mut expected = String::new();
+            for c in text.chars() {
+                let mut utf8 = [0u8; 4];
+                let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                if keep(bytes[0]) {
+                    expected.push(c);
+                } else {
+                    bytes.iter().for_each(|b| expected.push_str(&format!("%{b:02X}")));
+                }
+            }
+            let mut escaped = String::new();
+            push_escaped(&mut escaped, &text, keep);
+            prop_assert_eq!(escaped, expected);
+            let lowered = lowercase(&text);
+            prop_assert_eq!(lowered.as_ref(), text.to_ascii_lowercase());
         }
 
         /// Reordering distinct names never changes the key.

@@ -70,7 +70,15 @@ pub(super) fn route_cache(
             .0,
         stale_if_error,
         cache_authorized: r.cache_authorized.or(d.cache_authorized).unwrap_or(false),
+        tag_header_name: (!tag_header.is_empty())
+            .then(|| http::HeaderName::from_bytes(tag_header.as_bytes()).ok())
+            .flatten(),
         tag_header,
+        consumed_targeted: targeted
+            .iter()
+            .filter(|name| crate::cache::control::targeted_field_consumed(name))
+            .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect(),
         targeted_cache_control: targeted,
         stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
         key_query,
@@ -108,5 +116,37 @@ fn heuristic_share(
             );
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile;
+
+    /// The names the request path uses are the ones written, parsed once at compile time.
+    #[test]
+    fn header_names_are_parsed_for_the_request_path() {
+        let text = r#"
+[upstreams.app]
+endpoints = ["127.0.0.1:1"]
+
+[defaults.cache]
+enabled = true
+targeted_cache_control = ["Outrider-Cache-Control", "CDN-Cache-Control", "X-Mine"]
+
+[[routes]]
+name = "tagged"
+match = { path_prefix = "/" }
+cache = { tag_header = "X-Tags" }
+"#;
+        let policy = compile(text, "test.toml").expect("valid");
+        let cache = &policy.all_routes().next().expect("one route").cache;
+        assert_eq!(
+            cache.tag_header_name.as_ref().map(|n| n.as_str()),
+            Some("x-tags")
+        );
+        // CDN-Cache-Control is for CDNs further down: it stays.
+        let consumed: Vec<&str> = cache.consumed_targeted.iter().map(|n| n.as_str()).collect();
+        assert_eq!(consumed, ["outrider-cache-control", "x-mine"]);
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use http::header::{self, HeaderName};
+use http::header;
 use http::Method;
 use log::debug;
 use pingora::cache::key::CacheHashKey;
@@ -36,7 +36,6 @@ use super::cache_update;
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
 use crate::breaker::Cause;
-use crate::cache::control::targeted_field_consumed;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
@@ -44,7 +43,7 @@ use crate::cache::key::{primary_key, push_url_overrides};
 use crate::cache::status::{ttl_seconds, CacheStatus, Fwd};
 use crate::cache::vary;
 use crate::conditional::Outcome;
-use crate::config::policy::{Coding, Route, RouteCachePolicy};
+use crate::config::policy::{Coding, Route};
 use crate::metrics::{coding_index, CacheResult};
 
 /// What this request did with the cache, for `Cache-Status`, metrics and the 412 path.
@@ -150,7 +149,7 @@ pub(super) fn cache_key(session: &Session, ctx: &Ctx) -> Result<CacheKey> {
     );
     let hints = Arc::new(StoreHints {
         url: Arc::from(url.as_str()),
-        tag_header: tag_header(&route.cache),
+        tag_header: route.cache.tag_header_name.clone(),
         etag_max_body: route
             .etag
             .generate
@@ -181,13 +180,6 @@ fn request_authority(session: &Session) -> &str {
         .map(|a| a.as_str())
         .or_else(|| req.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("")
-}
-
-fn tag_header(policy: &RouteCachePolicy) -> Option<HeaderName> {
-    if policy.tag_header.is_empty() {
-        return None;
-    }
-    HeaderName::from_bytes(policy.tag_header.as_bytes()).ok()
 }
 
 /// Pipeline step 6's storability: RFC 9111 §3 with the route's TTL rules, as
@@ -476,12 +468,15 @@ pub(super) fn response_filter(
     let Some(route) = ctx.route() else {
         return Ok(());
     };
-    if let Some(name) = tag_header(&route.cache) {
-        resp.remove_header(&name);
+    // Removal looks the name up in both of Pingora's header maps: only for fields present.
+    if let Some(name) = &route.cache.tag_header_name {
+        if resp.headers.contains_key(name) {
+            resp.remove_header(name);
+        }
     }
-    for name in &route.cache.targeted_cache_control {
-        if targeted_field_consumed(name) {
-            resp.remove_header(name.as_str());
+    for name in &route.cache.consumed_targeted {
+        if resp.headers.contains_key(name) {
+            resp.remove_header(name);
         }
     }
     cache_conditional::align(session, resp, ctx)?;

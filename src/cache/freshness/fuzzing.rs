@@ -61,6 +61,8 @@ pub fn fuzz_check(data: &[u8]) {
         stale_if_error: secs(knobs & 0x20 != 0, 300),
         cache_authorized: knobs & 0x40 != 0,
         tag_header: String::new(),
+        tag_header_name: None,
+        consumed_targeted: Vec::new(),
         targeted_cache_control: vec![
             "Outrider-Cache-Control".to_string(),
             "CDN-Cache-Control".to_string(),

@@ -34,6 +34,8 @@ fn policy() -> RouteCachePolicy {
         stale_if_error: Duration::ZERO,
         cache_authorized: false,
         tag_header: String::new(),
+        tag_header_name: None,
+        consumed_targeted: Vec::new(),
         targeted_cache_control: vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()],
         stale_on_open: None,
         key_query: KeyQueryPolicy::All,
