@@ -26,6 +26,7 @@ mod retry;
 pub(crate) mod shared_tier;
 mod slow_log;
 mod state;
+mod stored_header;
 mod upstream_conn;
 
 use std::net::IpAddr;
