@@ -12,7 +12,15 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use crate::cache::key::UrlParts;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The spellings of the fields every proxied request or response gains, passed to Pingora as
+/// static text: given a `HeaderName` it copies the name's spelling into a new allocation on
+/// each insert (it keeps static spellings for a dozen standard names only). Lowercase, as they
+/// went on the wire before.
+pub(crate) const X_FORWARDED_FOR_SPELLING: &str = "x-forwarded-for";
+pub(crate) const X_FORWARDED_PROTO_SPELLING: &str = "x-forwarded-proto";
+pub(crate) const VIA_SPELLING: &str = "via";
+pub(crate) const ACCEPT_ENCODING_SPELLING: &str = "accept-encoding";
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -144,7 +152,7 @@ pub(crate) fn add_forwarding_headers(
 ) -> pingora::Result<()> {
     if let Some(ip) = client_ip {
         // Several field lines are one comma-separated list (RFC 9110 §5.3): keep every hop.
-        let mut value = String::new();
+        let mut value = String::with_capacity(16);
         for prior in req.headers.get_all(&X_FORWARDED_FOR) {
             let prior = String::from_utf8_lossy(prior.as_bytes());
             let prior = prior.trim();
@@ -153,12 +161,38 @@ pub(crate) fn add_forwarding_headers(
                 value.push_str(", ");
             }
         }
-        value.push_str(&ip.to_string());
-        req.insert_header(X_FORWARDED_FOR, value)?;
+        push_ip(&mut value, ip);
+        req.insert_header(X_FORWARDED_FOR_SPELLING, value)?;
     }
-    req.insert_header(X_FORWARDED_PROTO, "http")?;
-    req.append_header(header::VIA, via_value(downstream_version))?;
+    req.insert_header(X_FORWARDED_PROTO_SPELLING, "http")?;
+    req.append_header(VIA_SPELLING, via_value(downstream_version))?;
     Ok(())
+}
+
+/// Appends `ip` as `Display` writes it. An IPv4 address (most clients) is written octet by
+/// octet: this runs on every proxied request, and the formatting machinery costs several
+/// times as much.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// Removes hop-by-hop fields of the upstream connection from a response before it goes
@@ -211,6 +245,23 @@ fn is_protected(name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them() {
+        let octets = [0u8, 7, 9, 10, 42, 99, 100, 101, 199, 200, 255];
+        for a in octets {
+            for b in octets {
+                let ip = IpAddr::from([a, b, 255 - a, b / 2]);
+                let mut out = String::from("x, ");
+                push_ip(&mut out, ip);
+                assert_eq!(out, format!("x, {ip}"));
+            }
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut out = String::new();
+        push_ip(&mut out, v6);
+        assert_eq!(out, "2001:db8::1");
+    }
 
     #[test]
     fn content_length_with_transfer_encoding_conflicts_even_once_removed() {

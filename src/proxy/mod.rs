@@ -516,7 +516,7 @@ impl ProxyHttp for Outrider {
             .route()
             .is_some_and(|r| r.compression.compresses() && r.compression.upstream_identity)
         {
-            upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+            upstream_request.insert_header(hygiene::ACCEPT_ENCODING_SPELLING, "identity")?;
         }
         let version = session.req_header().version;
         hygiene::normalize_framing(upstream_request, version)?;
@@ -545,7 +545,7 @@ impl ProxyHttp for Outrider {
         }
         hygiene::strip_response_hop_by_hop(upstream_response);
         upstream_response.append_header(
-            header::VIA,
+            hygiene::VIA_SPELLING,
             hygiene::via_value(session.req_header().version),
         )?;
         cache_update::note_not_modified(session, upstream_response, ctx);
