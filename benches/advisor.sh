@@ -8,11 +8,14 @@
 # With BASE_BIN=PATH it is an A/B of two builds instead: both sides run the same config
 # (advisor on), "on" with the binary under test and "off" with BASE_BIN (e.g. a copy of
 # target/dist/outrider from before a change), so a change's cost or gain on a pass-through
-# request is measured side by side.
+# request is measured side by side. OUTRIDER_EXTRA_TOML is appended to both configs: with a
+# cache table there, the A/B is of cache hits (the round's warm-up makes the one miss).
 #
 # Usage:   bash benches/advisor.sh
 #          QUICK=1 bash benches/advisor.sh      # 2 s rounds
 #          BASE_BIN=/tmp/outrider-before CARGO_PROFILE=dist SKIP_BUILD=1 bash benches/advisor.sh
+#          OUTRIDER_EXTRA_TOML=$'[defaults.cache]\nenabled = true\ndefault_ttl = "1h"' \
+#              BASE_BIN=/tmp/outrider-before CARGO_PROFILE=dist SKIP_BUILD=1 bash benches/advisor.sh
 # Env:     ROUNDS=5 DURATION=5s WARMUP=2s CONNECTIONS=64 THREADS=2
 #          PIN=1               servers on the first CPU, wrk on the second (PIN=0: kernel places)
 #          CARGO_PROFILE=release (e.g. dist), SKIP_BUILD=1, OUTRIDER_BIN=PATH, KEEP_TMP=1
@@ -58,6 +61,7 @@ for variant in on off; do
     admin=$(free_port)
     render "$TEMPLATES/outrider.toml" "$TMP/outrider-$variant.toml" \
         PORT="$port" ADMIN_PORT="$admin" BACKEND_PORT="$BACKEND_PORT"
+    [[ -n ${OUTRIDER_EXTRA_TOML:-} ]] && printf '\n%s\n' "$OUTRIDER_EXTRA_TOML" >>"$TMP/outrider-$variant.toml"
     binary=$OUTRIDER
     if [[ -n ${BASE_BIN:-} ]]; then
         [[ $variant == off ]] && binary=$BASE_BIN
