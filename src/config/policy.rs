@@ -356,10 +356,9 @@ pub struct RouteCachePolicy {
     #[serde(skip)]
     pub(crate) tag_header_name: Option<http::HeaderName>,
     pub(crate) targeted_cache_control: Vec<String>,
-    /// The targeted fields removed before a response leaves (see
-    /// `cache::control::targeted_field_consumed`), parsed once for the request path.
+    /// `targeted_cache_control` parsed once, for the request path.
     #[serde(skip)]
-    pub(crate) consumed_targeted: Vec<http::HeaderName>,
+    pub(crate) targeted_names: Vec<http::HeaderName>,
     /// How stale a stored response may be served while the upstream refuses requests (breaker
     /// open, over the limit). `None`: the response's own stale-if-error window.
     #[serde(with = "opt_duration_str")]

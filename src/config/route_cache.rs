@@ -74,9 +74,8 @@ pub(super) fn route_cache(
             .then(|| http::HeaderName::from_bytes(tag_header.as_bytes()).ok())
             .flatten(),
         tag_header,
-        consumed_targeted: targeted
+        targeted_names: targeted
             .iter()
-            .filter(|name| crate::cache::control::targeted_field_consumed(name))
             .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
             .collect(),
         targeted_cache_control: targeted,
@@ -145,8 +144,10 @@ cache = { tag_header = "X-Tags" }
             cache.tag_header_name.as_ref().map(|n| n.as_str()),
             Some("x-tags")
         );
-        // CDN-Cache-Control is for CDNs further down: it stays.
-        let consumed: Vec<&str> = cache.consumed_targeted.iter().map(|n| n.as_str()).collect();
-        assert_eq!(consumed, ["outrider-cache-control", "x-mine"]);
+        let targeted: Vec<&str> = cache.targeted_names.iter().map(|n| n.as_str()).collect();
+        assert_eq!(
+            targeted,
+            ["outrider-cache-control", "cdn-cache-control", "x-mine"]
+        );
     }
 }

@@ -36,6 +36,7 @@ use super::cache_update;
 use super::compression::{Compression, PreEncoded};
 use super::Ctx;
 use crate::breaker::Cause;
+use crate::cache::control::targeted_field_consumed;
 use crate::cache::freshness::{
     self, ExchangeTimes, HitVerdict, RequestFacts, ResponseFacts, Storability,
 };
@@ -474,8 +475,8 @@ pub(super) fn response_filter(
             resp.remove_header(name);
         }
     }
-    for name in &route.cache.consumed_targeted {
-        if resp.headers.contains_key(name) {
+    for name in &route.cache.targeted_names {
+        if targeted_field_consumed(name.as_str()) && resp.headers.contains_key(name) {
             resp.remove_header(name);
         }
     }

@@ -62,7 +62,7 @@ pub fn fuzz_check(data: &[u8]) {
         cache_authorized: knobs & 0x40 != 0,
         tag_header: String::new(),
         tag_header_name: None,
-        consumed_targeted: Vec::new(),
+        targeted_names: Vec::new(),
         targeted_cache_control: vec![
             "Outrider-Cache-Control".to_string(),
             "CDN-Cache-Control".to_string(),

@@ -35,7 +35,7 @@ fn policy() -> RouteCachePolicy {
         cache_authorized: false,
         tag_header: String::new(),
         tag_header_name: None,
-        consumed_targeted: Vec::new(),
+        targeted_names: Vec::new(),
         targeted_cache_control: vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()],
         stale_on_open: None,
         key_query: KeyQueryPolicy::All,
