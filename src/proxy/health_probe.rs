@@ -20,8 +20,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::Shared;
 use crate::config::policy::HealthCheckPolicy;
 
-/// How often the schedule is looked at; probes are due on their own intervals.
-const TICK: Duration = Duration::from_millis(50);
+/// The longest the prober sleeps: how soon it sees a reload that adds health checks or
+/// endpoints. Otherwise it wakes when the next probe is due, so a sidecar whose upstreams have
+/// no health check wakes once a second rather than on a fixed fast tick.
+const LONGEST_SLEEP: Duration = Duration::from_secs(1);
+/// The shortest: probes are spawned per wake, so a tiny `interval` must not spin the loop.
+const SHORTEST_SLEEP: Duration = Duration::from_millis(10);
 
 pub(crate) struct HealthProber(pub(crate) Arc<Shared>);
 
@@ -30,11 +34,11 @@ impl BackgroundService for HealthProber {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut next_due: HashMap<(Arc<str>, String), Instant> = HashMap::new();
         let random = std::collections::hash_map::RandomState::new();
-        let mut tick = tokio::time::interval(TICK);
+        let mut wake = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
             }
             if *shutdown.borrow() {
                 return;
@@ -73,8 +77,16 @@ impl BackgroundService for HealthProber {
                     up.health_check.is_some() && up.endpoints.iter().any(|x| &x.label == e)
                 })
             });
+            wake = next_wake(next_due.values().copied(), now);
         }
     }
+}
+
+/// When to look at the schedule again: when the first probe is due, between
+/// [`SHORTEST_SLEEP`] and [`LONGEST_SLEEP`] from now.
+fn next_wake(due: impl Iterator<Item = Instant>, now: Instant) -> Instant {
+    due.fold(now + LONGEST_SLEEP, Instant::min)
+        .max(now + SHORTEST_SLEEP)
 }
 
 fn jitter(span: Duration, random: u64) -> Duration {
@@ -144,4 +156,29 @@ async fn probe(addr: SocketAddr, tls: bool, policy: &HealthCheckPolicy) -> bool 
         tokio::time::timeout(policy.timeout, attempt).await,
         Ok(Some(true))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prober_wakes_when_the_first_probe_is_due_within_bounds() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // No health check anywhere: once a second, to see reloads.
+        assert_eq!(next_wake(std::iter::empty(), now), now + LONGEST_SLEEP);
+        // The earliest due probe, not a fixed tick.
+        let due = [now + ms(700), now + ms(250), now + ms(900)];
+        assert_eq!(next_wake(due.into_iter(), now), now + ms(250));
+        // Never later than a second, never sooner than the floor.
+        assert_eq!(
+            next_wake([now + ms(5_000)].into_iter(), now),
+            now + LONGEST_SLEEP
+        );
+        assert_eq!(
+            next_wake([now + ms(1)].into_iter(), now),
+            now + SHORTEST_SLEEP
+        );
+    }
 }
