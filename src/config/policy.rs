@@ -352,7 +352,7 @@ pub struct RouteCachePolicy {
     pub stale_if_error: Duration,
     pub(crate) cache_authorized: bool,
     pub tag_header: String,
-    /// `tag_header` parsed once, for the request path (`None` when empty).
+    /// `tag_header` parsed once, for the request path.
     #[serde(skip)]
     pub(crate) tag_header_name: Option<http::HeaderName>,
     pub(crate) targeted_cache_control: Vec<String>,

@@ -41,7 +41,8 @@ pub(super) fn route_cache(
         .clone()
         .or_else(|| d.tag_header.clone())
         .unwrap_or_else(|| "Surrogate-Key".into());
-    if http::HeaderName::from_bytes(tag_header.as_bytes()).is_err() {
+    let tag_header_name = http::HeaderName::from_bytes(tag_header.as_bytes()).ok();
+    if tag_header_name.is_none() {
         p.add(
             at(&base, &["tag_header"]),
             format!("{tag_header:?} is not a valid header name"),
@@ -52,11 +53,15 @@ pub(super) fn route_cache(
         .clone()
         .or_else(|| d.targeted_cache_control.clone())
         .unwrap_or_else(|| vec!["Outrider-Cache-Control".into(), "CDN-Cache-Control".into()]);
+    let mut targeted_names = Vec::with_capacity(targeted.len());
     for (i, h) in targeted.iter().enumerate() {
-        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-            let mut path = at(&base, &["targeted_cache_control"]);
-            path.push(Seg::Index(i));
-            p.add(path, format!("{h:?} is not a valid header name"));
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) => targeted_names.push(name),
+            Err(_) => {
+                let mut path = at(&base, &["targeted_cache_control"]);
+                path.push(Seg::Index(i));
+                p.add(path, format!("{h:?} is not a valid header name"));
+            }
         }
     }
     RouteCachePolicy {
@@ -70,14 +75,9 @@ pub(super) fn route_cache(
             .0,
         stale_if_error,
         cache_authorized: r.cache_authorized.or(d.cache_authorized).unwrap_or(false),
-        tag_header_name: (!tag_header.is_empty())
-            .then(|| http::HeaderName::from_bytes(tag_header.as_bytes()).ok())
-            .flatten(),
+        tag_header_name,
         tag_header,
-        targeted_names: targeted
-            .iter()
-            .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
-            .collect(),
+        targeted_names,
         targeted_cache_control: targeted,
         stale_on_open: r.stale_on_open.or(d.stale_on_open).and_then(|o| o.0),
         key_query,
